@@ -1,0 +1,72 @@
+"""On-disk cache for expensive experiment results.
+
+A result is stored under a key built from the experiment's name, its configuration, and a hash
+of the atf_lite source code, so that changing either the configuration or any code that could
+change the result recomputes it instead of silently reusing stale numbers.
+
+The cache directory is ``$ATF_LITE_CACHE_DIR`` when set, else ``~/.cache/atf_lite``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import pathlib
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["cache_dir", "source_hash", "cache_key", "cached"]
+
+
+def cache_dir() -> pathlib.Path:
+    """The directory holding cached results (created on demand)."""
+    root = os.environ.get("ATF_LITE_CACHE_DIR")
+    path = pathlib.Path(root) if root else pathlib.Path.home() / ".cache" / "atf_lite"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def source_hash() -> str:
+    """SHA-256 (first 16 hex digits) of every ``.py`` file of the installed atf_lite package."""
+    package_root = pathlib.Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package_root.rglob("*.py")):
+        digest.update(str(path.relative_to(package_root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(name: str, config: dict[str, Any]) -> str:
+    """A file-name-safe key for experiment ``name`` run with the JSON-serialisable ``config``."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"name must be alphanumeric with '-' or '_', got {name!r}")
+    try:
+        payload = json.dumps(config, sort_keys=True, default=str)
+    except TypeError as exc:  # pragma: no cover - json with default=str rarely fails
+        raise TypeError(f"config must be JSON-serialisable: {exc}") from exc
+    digest = hashlib.sha256((payload + source_hash()).encode()).hexdigest()[:20]
+    return f"{name}-{digest}"
+
+
+def cached(name: str, config: dict[str, Any], compute: Callable[[], Any], *, use_cache=True):
+    """Return ``compute()``, loading it from / saving it to the cache when ``use_cache``.
+
+    The result must be picklable.  Writes are atomic (temporary file, then rename), so an
+    interrupted run never leaves a truncated cache entry behind.
+    """
+    if not use_cache:
+        return compute()
+    path = cache_dir() / f"{cache_key(name, config)}.pkl"
+    if path.exists():
+        with path.open("rb") as handle:
+            return pickle.load(handle)
+    result = compute()
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with tmp.open("wb") as handle:
+        pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return result

@@ -1,0 +1,87 @@
+"""The figure style shared by every chapter, and a few plotting helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["COLORS", "use_style", "heatmap", "loglog_slope"]
+
+# A colour-blind-safe palette (Okabe–Ito); chapters refer to colours by role.
+COLORS = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "red": "#D55E00",
+    "purple": "#CC79A7",
+    "sky": "#56B4E9",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+
+_STYLE = {
+    "figure.figsize": (6.0, 3.8),
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+    "legend.fontsize": 9,
+    "lines.linewidth": 1.8,
+    "image.cmap": "viridis",
+    "axes.prop_cycle": None,  # filled in by use_style
+}
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style (call once at the top of a chapter)."""
+    import matplotlib as mpl
+    from cycler import cycler
+
+    style = dict(_STYLE)
+    style["axes.prop_cycle"] = cycler(
+        color=[COLORS[c] for c in ("blue", "orange", "green", "red", "purple", "sky", "black")]
+    )
+    mpl.rcParams.update(style)
+
+
+def heatmap(ax, K, *, title: str | None = None, order=None, symmetric: bool = False, **kwargs):
+    """Show the matrix ``K`` (``[n, n]``) on ``ax``, rows and columns permuted by ``order``.
+
+    ``symmetric=True`` centres the colour scale at zero (for kernels with negative entries).
+    Returns the image, for a colour bar.
+    """
+    K = np.asarray(K.detach().cpu() if hasattr(K, "detach") else K, dtype=float)
+    if K.ndim != 2:
+        raise ValueError(f"K must be a matrix, got shape {K.shape}")
+    if order is not None:
+        order = np.asarray(order)
+        K = K[np.ix_(order, order)]
+    if symmetric:
+        bound = np.abs(K).max()
+        kwargs.setdefault("vmin", -bound)
+        kwargs.setdefault("vmax", bound)
+        kwargs.setdefault("cmap", "RdBu_r")
+    image = ax.imshow(K, interpolation="nearest", **kwargs)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    if title:
+        ax.set_title(title)
+    return image
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of ``log y`` against ``log x`` (the growth exponent of ``y``)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+        raise ValueError("x and y must be 1-D arrays of the same length, at least 2")
+    if np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("x and y must be positive for a log-log slope")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])

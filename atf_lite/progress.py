@@ -1,0 +1,29 @@
+"""Progress bars that degrade gracefully.
+
+``tqdm.auto`` draws a widget bar in JupyterLab when ipywidgets is installed; without ipywidgets
+it would warn, so the plain text bar is used instead.  Setting the environment variable
+``ATF_LITE_PROGRESS=0`` silences every bar (the book's build does this so rendered pages are
+not cluttered with carriage-return output).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+__all__ = ["progress_bar", "progress_enabled"]
+
+
+def progress_enabled() -> bool:
+    """Whether progress bars are shown (``ATF_LITE_PROGRESS`` is not ``0``/``false``/``no``)."""
+    return os.environ.get("ATF_LITE_PROGRESS", "1").strip().lower() not in {"0", "false", "no"}
+
+
+def progress_bar(iterable=None, *, total=None, desc=None, enabled=None, **kwargs):
+    """A tqdm bar over ``iterable``; ``enabled=None`` follows :func:`progress_enabled`."""
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm.std import tqdm
+    show = progress_enabled() if enabled is None else bool(enabled)
+    return tqdm(iterable, total=total, desc=desc, disable=not show, leave=False, **kwargs)
