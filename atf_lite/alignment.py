@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["label_kernel", "center_kernel", "kernel_alignment", "KernelDecomposition", "decompose_kernel"]
+__all__ = [
+    "label_kernel",
+    "center_kernel",
+    "kernel_alignment",
+    "KernelDecomposition",
+    "decompose_kernel",
+]
 
 
 def _as_matrix(K, name: str) -> np.ndarray:
@@ -59,7 +65,9 @@ def kernel_alignment(K1, K2, centered: bool = False) -> float:
     norm_a, norm_b = np.linalg.norm(A), np.linalg.norm(B)
     for name, norm in (("K1", norm_a), ("K2", norm_b)):
         if norm == 0:
-            raise ValueError(f"{name} is zero{' after centring' if centered else ''}: alignment undefined")
+            raise ValueError(
+                f"{name} is zero{' after centring' if centered else ''}: alignment undefined"
+            )
     return float(np.sum(A * B) / (norm_a * norm_b))
 
 
@@ -84,7 +92,8 @@ def decompose_kernel(K, K0, K_label) -> KernelDecomposition:
     K_label = _as_matrix(K_label, "K_label")
     if not K.shape == K0.shape == K_label.shape:
         raise ValueError(
-            f"K, K0 and K_label must have the same shape, got {K.shape}, {K0.shape}, {K_label.shape}"
+            f"K, K0 and K_label must have the same shape, got {K.shape}, {K0.shape}, "
+            f"{K_label.shape}"
         )
     design = np.stack([K0.ravel(), K_label.ravel()], axis=1)
     if np.linalg.matrix_rank(design) < 2:

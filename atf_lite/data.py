@@ -33,6 +33,7 @@ __all__ = [
     "load_mnist_pair",
     "load_mnist_multiclass",
     "mnist_root",
+    "random_feature_targets",
 ]
 
 MNIST_ENV_VAR = "ATF_LITE_MNIST_DIR"
@@ -218,3 +219,48 @@ def load_mnist_multiclass(
     images, classes = load_mnist(root, split)
     keep = _subset(len(classes), n, seed, f"the MNIST {split} split")
     return preprocess(images[keep]), torch.from_numpy(classes[keep].astype(np.int64))
+
+
+def random_feature_targets(
+    X: torch.Tensor,
+    labels: torch.Tensor,
+    width: int = 256,
+    seed: int = 0,
+    ridge: float = 1e-3,
+    depth: int = 2,
+) -> torch.Tensor:
+    """Targets that random network features predict well: the paper's ``y`` of Figure 1.
+
+    Draws an independent random ReLU network (:func:`atf_lite.models.mlp` with ``depth``
+    hidden layers of ``width`` units, He initialisation, seeded by ``seed``), takes its last
+    hidden layer ``F`` (``[n, width]``) on ``X`` (``[n, d]``) and returns ``y = F w`` (float32
+    ``[n]``) with ``w`` the ridge-regularised least-squares fit of ``labels`` (``[n]``):
+    ``w = argmin ‖F w − labels‖² + λ ‖w‖²``.  The penalty is relative to the scale of the
+    features, ``λ = ridge · ‖F‖_F² / width`` (the mean eigenvalue of ``FᵀF``), so the default
+    is close to the plain least-squares fit while staying well posed when some units are
+    inactive on every input.
+    """
+    from .models import mlp
+
+    if not isinstance(X, torch.Tensor) or X.ndim != 2:
+        raise ValueError(f"X must be a [n, d] tensor, got {getattr(X, 'shape', type(X))}")
+    labels = torch.as_tensor(labels)
+    if labels.shape != (X.shape[0],):
+        raise ValueError(
+            f"labels must have shape [{X.shape[0]}] to match X, got {tuple(labels.shape)}"
+        )
+    if not torch.isfinite(X).all() or not torch.isfinite(labels.double()).all():
+        raise ValueError("X or labels contains NaN or infinite values")
+    if not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ValueError(f"depth must be a positive integer (hidden layers), got {depth!r}")
+    if not np.isfinite(ridge) or not ridge > 0:
+        raise ValueError(f"ridge must be a positive number, got {ridge!r}")
+    network = mlp(X.shape[1], width, depth, seed=seed)
+    with torch.no_grad():
+        features = network[:-1](X.to(torch.float32)).double()  # drop the output layer
+    scale = float(features.square().sum()) / width
+    if scale == 0:
+        raise ValueError("the random network's last hidden layer is zero on every input of X")
+    gram = features.T @ features + ridge * scale * torch.eye(width, dtype=torch.float64)
+    weights = torch.linalg.solve(gram, features.T @ labels.double())
+    return (features @ weights).to(torch.float32)

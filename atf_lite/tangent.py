@@ -82,7 +82,7 @@ def model_params(model: nn.Module, params: Params | None = None) -> dict[str, to
 
 
 def flatten_params(params: Params) -> torch.Tensor:
-    """Concatenate the tensors of ``params`` (in dict order, each flattened) into a ``[p]`` vector."""
+    """The tensors of ``params``, each flattened, concatenated in dict order (``[p]``)."""
     return torch.cat([value.reshape(-1) for value in params.values()])
 
 
@@ -99,7 +99,9 @@ def _check_inputs(X: torch.Tensor, name: str) -> None:
     if not isinstance(X, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(X).__name__}")
     if X.ndim < 2:
-        raise ValueError(f"{name} must have shape [n, ...] with a batch dimension, got {tuple(X.shape)}")
+        raise ValueError(
+            f"{name} must have shape [n, ...] with a batch dimension, got {tuple(X.shape)}"
+        )
     if not torch.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or infinite values")
 
@@ -131,7 +133,7 @@ def _batch_size(n: int, p: int, batch_size: int | None) -> int:
 
 
 def is_structured_mlp(model: nn.Module) -> bool:
-    """Whether ``model`` is a flat ``nn.Sequential`` of ``nn.Linear`` and element-wise activations."""
+    """Whether ``model`` is a flat ``nn.Sequential`` of ``nn.Linear`` and element-wise maps."""
     try:
         _mlp_children(model)
     except TypeError:
@@ -332,7 +334,10 @@ def naive_tangent_features(
 ) -> torch.Tensor:
     """Reference ``Φ`` by one ``torch.autograd.grad`` call per input (slow, obviously correct)."""
     _check_inputs(X, "X")
-    theta = {name: value.clone().requires_grad_(True) for name, value in model_params(model, params).items()}
+    theta = {
+        name: value.clone().requires_grad_(True)
+        for name, value in model_params(model, params).items()
+    }
     rows = []
     for x in X:
         out = _scalar_output(functional_call(model, theta, (x.unsqueeze(0),)))[0]
@@ -410,6 +415,21 @@ def quadrature_rule(nodes: int, rule: str = "gauss-legendre") -> tuple[np.ndarra
     raise ValueError(f"rule must be 'gauss-legendre', 'trapezoid' or 'riemann', got {rule!r}")
 
 
+def _path_averaged_mlp_block(model, X, thetas, weights) -> torch.Tensor:
+    """``Σ_k w_k Φ(X; θ_k)`` for an MLP from its layer signals, without any per-node ``Φ``."""
+    signals = [layer_signals(model, X, theta) for theta in thetas]
+    columns = []
+    for layer, (_, _, has_bias) in enumerate(signals[0]):
+        # Row i of the layer's weight block is vec(Σ_k w_k g_k hᵀ_k) = vec(G̃_iᵀ H̃_i) with
+        # G̃_i [nodes, m] holding the weighted signals and H̃_i [nodes, d] the inputs.
+        G = torch.stack([float(w_k) * node[layer][1] for w_k, node in zip(weights, signals)], 1)
+        H = torch.stack([node[layer][0] for node in signals], 1)
+        columns.append(torch.bmm(G.transpose(1, 2), H).reshape(X.shape[0], -1))
+        if has_bias:
+            columns.append(G.sum(dim=1))
+    return torch.cat(columns, dim=1)
+
+
 def path_averaged_features(
     model: nn.Module,
     params0: Params,
@@ -425,20 +445,53 @@ def path_averaged_features(
     Returns ``(Phi_bar, residual)`` with ``Phi_bar`` (``[n, p]``) the quadrature approximation of
     ``∫₀¹ ∇_θ f(x; θ0 + t(θ1 − θ0)) dt`` and
     ``residual = ‖f(X; θ1) − f(X; θ0) − Phi_bar (θ1 − θ0)‖ / ‖f(X; θ1) − f(X; θ0)‖``, which is
-    zero for exact integration.  Features are accumulated one node at a time, in batches.
+    zero for exact integration.  Inputs are processed in batches of ``batch_size`` rows (default:
+    as many as keep each block under 2**26 floats).  For an MLP the per-node layer signals
+    ``g_k, h_k`` are stacked and each layer's block ``Σ_k w_k g_k h_kᵀ`` is one batched matrix
+    product; other models accumulate one Jacobian per node.
     """
+    _check_inputs(X, "X")
     theta0 = model_params(model, params0)
     theta1 = model_params(model, params1)
     t, w = quadrature_rule(nodes, rule)
+    thetas = [
+        {name: theta0[name] + float(t_k) * (theta1[name] - theta0[name]) for name in theta0}
+        for t_k in t
+    ]
+    p = sum(value.numel() for value in theta0.values())
+    structured = is_structured_mlp(model) and all(
+        name.endswith((".weight", ".bias")) for name in theta0
+    )
+    if structured:
+        # The stacked signals hold nodes × (inputs + outputs) floats per row and layer.
+        widths = sum(
+            module.in_features + module.out_features
+            for _, module in _mlp_children(model)
+            if isinstance(module, nn.Linear)
+        )
+        per_row = max(p, len(t) * widths)
+    else:
+        per_row = p
+    batch = _batch_size(X.shape[0], per_row, batch_size)
     Phi_bar = None
-    for t_k, w_k in zip(t, w):
-        theta_t = {name: theta0[name] + float(t_k) * (theta1[name] - theta0[name]) for name in theta0}
-        Phi_t = tangent_features(model, X, theta_t, batch_size=batch_size)
-        Phi_bar = float(w_k) * Phi_t if Phi_bar is None else Phi_bar.add_(Phi_t, alpha=float(w_k))
+    for start in range(0, X.shape[0], batch):
+        X_batch = X[start : start + batch]
+        if structured:
+            block = _path_averaged_mlp_block(model, X_batch, thetas, w)
+        else:
+            block = None
+            for theta_t, w_k in zip(thetas, w):
+                Phi_t = _jacobian_block(model, X_batch, theta_t)
+                block = float(w_k) * Phi_t if block is None else block.add_(Phi_t, alpha=w_k)
+        if Phi_bar is None:
+            Phi_bar = torch.empty((X.shape[0], p), dtype=block.dtype, device=block.device)
+        Phi_bar[start : start + batch] = block
     change = model_output(model, X, theta1) - model_output(model, X, theta0)
     predicted = Phi_bar @ (flatten_params(theta1) - flatten_params(theta0))
     scale = torch.linalg.vector_norm(change)
     if scale == 0:
-        raise ValueError("params0 and params1 give identical outputs on X: the residual is undefined")
+        raise ValueError(
+            "params0 and params1 give identical outputs on X: the residual is undefined"
+        )
     residual = float(torch.linalg.vector_norm(change - predicted) / scale)
     return Phi_bar, residual
