@@ -11,7 +11,6 @@ NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 NB ?= $(NOTEBOOKS)
 # Rendered pages and stored outputs carry no progress-bar noise.
 export ATF_LITE_PROGRESS ?= 0
-export MPLBACKEND ?= Agg
 
 .PHONY: help venv book test unit notebooks book-check lint execute lab bench clean
 
