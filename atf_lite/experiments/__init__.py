@@ -1,7 +1,9 @@
 """End-to-end experiments of the book, cached on disk (see :mod:`atf_lite.cache`).
 
-* :func:`kernel_alignment` — the paper's Figures 1 and 3 (module ``alignment_run``);
-* :func:`sample_complexity` — fixed vs adaptive vs full models (module ``sample_complexity_run``).
+* ``kernel_alignment``: the paper's Figures 1 and 3
+  (:func:`atf_lite.experiments.alignment_run.kernel_alignment`);
+* ``sample_complexity``: fixed vs adaptive vs full models
+  (:func:`atf_lite.experiments.sample_complexity_run.sample_complexity`).
 
 Each module also provides a ``python -m atf_lite`` sub-command.
 """

@@ -1,0 +1,393 @@
+import numpy as np
+import pytest
+import scipy.optimize
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from atf_lite.adaptive import JointSolution, min_norm_interpolator, solve_joint, spectral_penalty
+from atf_lite.penalties import effective_penalty, omega_abs, omega_sq, oplus
+from atf_lite.structured import (
+    _factor_layout,
+    _joint_objective,
+    kronecker_penalty_and_scales,
+    matrix_sensing_instance,
+    min_l1_interpolator,
+    min_nuclear_norm_interpolator,
+    relative_error,
+    solve_joint_structured,
+    solve_structured,
+    sparse_recovery_instance,
+    structured_penalty,
+)
+
+PAIRS = [(omega_sq, omega_sq), (omega_sq, omega_abs), (omega_abs, omega_sq), (omega_abs, omega_abs)]
+PAIR_IDS = ["sq-sq", "sq-abs", "abs-sq", "abs-abs"]
+
+
+def low_rank(shape, rank, rng, scale=2.0):
+    m, d = shape
+    return scale * rng.standard_normal((m, rank)) @ rng.standard_normal((rank, d))
+
+
+def nuclear_norm(X):
+    return float(np.linalg.svd(X, compute_uv=False).sum())
+
+
+# ---------------------------------------------------------------- closed forms
+
+
+@pytest.mark.parametrize(("omega_a", "omega_b"), PAIRS, ids=PAIR_IDS)
+def test_kronecker_penalty_is_the_effective_penalty_of_oplus(omega_a, omega_b):
+    v = np.array([0.0, 1e-3, 0.3, 0.7, 1.0, 2.5, 10.0, 300.0])
+    h, a, b = kronecker_penalty_and_scales(omega_a, omega_b, v)
+    reference = effective_penalty(oplus(omega_a, omega_b), v)
+    np.testing.assert_allclose(h, reference, rtol=1e-10, atol=1e-300)
+    assert np.all(a >= 1.0) and np.all(b >= 1.0)
+    # (a, b) attain h.
+    np.testing.assert_allclose(omega_a.func(a) + omega_b.func(b) + (v / (a * b)) ** 2, h,
+                               rtol=1e-13)
+
+
+def test_kronecker_penalty_sq_sq_closed_form():
+    # Symmetry gives a = b = t with stationarity t⁵(t − 1) = v².
+    v = np.geomspace(1e-3, 1e3, 25)
+    h, a, b = kronecker_penalty_and_scales(omega_sq, omega_sq, v)
+    np.testing.assert_allclose(a, b, rtol=1e-10)
+    np.testing.assert_allclose(a**5 * (a - 1.0), v**2, rtol=1e-8)
+    np.testing.assert_allclose(h, 2 * (a - 1) ** 2 + v**2 / a**4, rtol=1e-13)
+
+
+def test_diagonal_penalty_closed_form_and_attaining_transform():
+    theta = np.array([0.0, -0.2, 0.9, -3.0, 12.0])
+    for omega in (omega_sq, omega_abs):
+        pen = structured_penalty(theta, omega, "diagonal")
+        np.testing.assert_allclose(pen.terms, effective_penalty(omega, np.abs(theta)))
+        assert pen.value == pytest.approx(pen.terms.sum(), rel=1e-14)
+        G = pen.gamma()
+        np.testing.assert_allclose(G @ pen.beta, theta, rtol=1e-14)
+        cost = pen.beta @ pen.beta + spectral_penalty(omega, G)
+        assert cost == pytest.approx(pen.value, rel=1e-12)
+    # omega_abs below the lazy threshold: no adaptation at all.
+    small = structured_penalty(np.array([0.1, -0.5]), omega_abs, "diagonal")
+    assert np.all(small.scales == 1.0)
+    assert small.value == pytest.approx(0.26, rel=1e-14)
+
+
+def test_group_penalty_closed_form_and_attaining_transform():
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal(7) * 3
+    theta[[5, 6]] = 0.0  # a zero group
+    groups = [np.array([0, 3]), np.array([1, 2, 4]), np.array([5, 6])]
+    pen = structured_penalty(theta, omega_sq, "groups", groups=groups)
+    norms = [np.linalg.norm(theta[g]) for g in groups]
+    np.testing.assert_allclose(pen.terms, effective_penalty(omega_sq, np.array(norms)))
+    G = pen.gamma()
+    np.testing.assert_allclose(G @ pen.beta, theta, atol=1e-13)
+    cost = pen.beta @ pen.beta + spectral_penalty(omega_sq, G)
+    assert cost == pytest.approx(pen.value, rel=1e-12)
+    # One group holding everything is Theorem 1: ω̃(‖θ‖).
+    whole = structured_penalty(theta, omega_sq, "groups", groups=[np.arange(7)])
+    assert whole.value == pytest.approx(effective_penalty(omega_sq, np.linalg.norm(theta)))
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 4), (5, 3)])
+@pytest.mark.parametrize(("omega_a", "omega_b"), PAIRS[:2], ids=PAIR_IDS[:2])
+def test_kronecker_transforms_attain_the_closed_form(shape, omega_a, omega_b):
+    rng = np.random.default_rng(1)
+    Theta = low_rank(shape, 2, rng)
+    pen = structured_penalty(Theta, omega_a, "kronecker", omega_b=omega_b)
+    A, B = pen.factors()
+    np.testing.assert_allclose(A @ pen.beta @ B.T, Theta, atol=1e-12)
+    cost = np.sum(pen.beta**2) + spectral_penalty(omega_a, A) + spectral_penalty(omega_b, B)
+    assert cost == pytest.approx(pen.value, rel=1e-12)
+    sigma = np.linalg.svd(Theta, compute_uv=False)
+    h = kronecker_penalty_and_scales(omega_a, omega_b, sigma)[0]
+    assert pen.value == pytest.approx(h.sum(), rel=1e-14)
+    # Γ = A ⊗ B acts on the row-major vec.
+    np.testing.assert_allclose(pen.gamma() @ pen.beta.ravel(), Theta.ravel(), atol=1e-12)
+
+
+@pytest.mark.parametrize("structure", ["diagonal", "groups", "kronecker"])
+def test_apply_gamma_matches_the_dense_transform(structure):
+    rng = np.random.default_rng(2)
+    if structure == "kronecker":
+        pen = structured_penalty(low_rank((3, 4), 2, rng), omega_sq, structure)
+    else:
+        groups = [np.array([0, 2]), np.array([1, 3, 4, 5])] if structure == "groups" else None
+        pen = structured_penalty(4 * rng.standard_normal(6), omega_sq, structure, groups=groups)
+    rows = rng.standard_normal((5, pen.p))
+    np.testing.assert_allclose(pen.apply_gamma(rows), rows @ pen.gamma(), atol=1e-12)
+
+
+# Any factorisation costs at least the closed form (the lower-bound half of the theorems).
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), m=st.integers(1, 4), d=st.integers(1, 4),
+       log_scale=st.floats(-2.0, 2.0), pair=st.sampled_from(range(4)))
+def test_any_kronecker_factorisation_costs_at_least_the_closed_form(seed, m, d, log_scale, pair):
+    omega_a, omega_b = PAIRS[pair]
+    rng = np.random.default_rng(seed)
+    A = np.eye(m) + rng.standard_normal((m, m))
+    B = np.eye(d) + rng.standard_normal((d, d))
+    M = 10.0**log_scale * rng.standard_normal((m, d))
+    cost = np.sum(M**2) + spectral_penalty(omega_a, A) + spectral_penalty(omega_b, B)
+    closed = structured_penalty(A @ M @ B.T, omega_a, "kronecker", omega_b=omega_b).value
+    assert closed <= cost * (1 + 1e-10) + 1e-12
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), log_scale=st.floats(-2.0, 2.0))
+def test_any_diagonal_or_group_factorisation_costs_at_least_the_closed_form(seed, log_scale):
+    rng = np.random.default_rng(seed)
+    beta = 10.0**log_scale * rng.standard_normal(5)
+    gamma = rng.standard_normal(5) * 2
+    for omega in (omega_sq, omega_abs):
+        cost = beta @ beta + np.sum(omega.func(np.abs(gamma)))
+        closed = structured_penalty(gamma * beta, omega, "diagonal").value
+        assert closed <= cost * (1 + 1e-10) + 1e-12
+    groups = [np.array([0, 1]), np.array([2, 3, 4])]
+    G = np.zeros((5, 5))
+    for g in groups:
+        G[np.ix_(g, g)] = np.eye(len(g)) + rng.standard_normal((len(g), len(g)))
+    cost = beta @ beta + spectral_penalty(omega_sq, G)
+    closed = structured_penalty(G @ beta, omega_sq, "groups", groups=groups).value
+    assert closed <= cost * (1 + 1e-10) + 1e-12
+
+
+# ---------------------------------------------------------------- brute force
+
+
+@pytest.mark.parametrize(("shape", "rank", "omega_b"), [
+    ((3, 2), 1, omega_sq), ((3, 3), 2, omega_sq), ((3, 3), 2, omega_abs), ((2, 4), 2, omega_abs)
+])
+def test_kronecker_brute_force_equals_closed_form(shape, rank, omega_b):
+    rng = np.random.default_rng(3)
+    Theta = low_rank(shape, rank, rng, scale=1.5)
+    p = Theta.size
+    joint = solve_joint_structured(np.eye(p), Theta.ravel(), omega_sq, "kronecker", shape=shape,
+                                   omega_b=omega_b, restarts=3, seed=0)
+    closed = structured_penalty(Theta, omega_sq, "kronecker", omega_b=omega_b).value
+    assert isinstance(joint, JointSolution)
+    assert joint.objective == pytest.approx(closed, rel=1e-6)
+    np.testing.assert_allclose(joint.theta, Theta.ravel(), atol=1e-10)
+    assert joint.constraint_residual < 1e-10
+
+
+def test_diagonal_and_group_brute_force_equal_closed_form():
+    rng = np.random.default_rng(4)
+    theta = rng.standard_normal(5) * np.array([0.1, 0.5, 1.0, 3.0, 10.0])
+    for omega in (omega_sq, omega_abs):
+        joint = solve_joint_structured(np.eye(5), theta, omega, "diagonal", restarts=2)
+        closed = structured_penalty(theta, omega, "diagonal").value
+        assert joint.objective == pytest.approx(closed, rel=1e-6)
+    groups = [np.array([0, 4]), np.array([1, 2, 3])]
+    joint = solve_joint_structured(np.eye(5), theta, omega_sq, "groups", groups=groups,
+                                   restarts=3)
+    closed = structured_penalty(theta, omega_sq, "groups", groups=groups).value
+    assert joint.objective == pytest.approx(closed, rel=1e-6)
+
+
+def test_solve_joint_dispatches_structures_to_this_module():
+    rng = np.random.default_rng(5)
+    Theta = low_rank((2, 3), 1, rng)
+    joint = solve_joint(np.eye(6), Theta.ravel(), omega_sq, structure="kronecker", shape=(2, 3),
+                        restarts=2, seed=1)
+    assert joint.structure == "kronecker"
+    closed = structured_penalty(Theta, omega_sq, "kronecker").value
+    assert joint.objective == pytest.approx(closed, rel=1e-6)
+
+
+@pytest.mark.parametrize("structure", ["groups", "kronecker"])
+def test_joint_objective_gradient_matches_finite_differences(structure):
+    rng = np.random.default_rng(6)
+    p = 6
+    Phi = rng.standard_normal((4, p))
+    y = rng.standard_normal(4)
+    groups = (np.array([0, 3, 5]), np.array([1, 2, 4])) if structure == "groups" else None
+    shape = (2, 3) if structure == "kronecker" else None
+    layout = _factor_layout(structure, p, groups, shape, omega_sq, omega_abs)
+    n_params = sum((f.size * (f.size - 1) // 2 if f.rotate else 0) + 2 * f.size for f in layout)
+    # Interior point: scales away from the bounds and the kink of omega_abs.
+    x = rng.uniform(0.1, 0.4, n_params)
+    value, grad = _joint_objective(x, Phi, y, layout, structure, groups, shape)
+    assert np.isfinite(value)
+
+    def f(z):
+        return _joint_objective(z, Phi, y, layout, structure, groups, shape)[0]
+
+    numeric = scipy.optimize.approx_fprime(x, f, 1e-7)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- solve_structured
+
+
+@pytest.mark.parametrize("structure", ["diagonal", "groups", "kronecker"])
+def test_solve_structured_is_feasible_monotone_and_consistent(structure):
+    rng = np.random.default_rng(7)
+    p, n = 12, 6
+    A = rng.standard_normal((n, p))
+    y = A @ (5 * rng.standard_normal(p))
+    kwargs = {"groups": [np.arange(0, 4), np.arange(4, 12)]} if structure == "groups" else {}
+    if structure == "kronecker":
+        kwargs = {"shape": (3, 4), "omega_b": omega_abs}
+    sol = solve_structured(A, y, omega_sq, structure, **kwargs)
+    assert sol.converged
+    assert sol.constraint_residual <= 1e-8
+    assert np.linalg.norm(A @ sol.theta - y) <= 1e-8 * np.linalg.norm(y)
+    assert np.all(np.diff(sol.history) <= 1e-12 * sol.history[0])
+    penalty_kwargs = {key: val for key, val in kwargs.items() if key != "shape"}
+    theta = sol.matrix if structure == "kronecker" else sol.theta
+    recomputed = structured_penalty(theta, omega_sq, structure, **penalty_kwargs).value
+    assert sol.objective == pytest.approx(recomputed, rel=1e-12)
+    # Never worse than the lazy (minimum-norm) interpolator.
+    theta_l2 = min_norm_interpolator(A, y)
+    lazy = theta_l2.reshape(3, 4) if structure == "kronecker" else theta_l2
+    assert sol.objective <= structured_penalty(lazy, omega_sq, structure, **penalty_kwargs).value
+
+
+def test_unstructured_limits_return_the_minimum_norm_interpolator():
+    # One group holding every coordinate, or a 1 × p "matrix", is Theorem 1: Ω̃ depends on ‖θ‖
+    # only, so the fit is the minimum-norm one.
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((5, 9))
+    y = A @ (4 * rng.standard_normal(9))
+    theta_l2 = min_norm_interpolator(A, y)
+    whole = solve_structured(A, y, omega_sq, "groups", groups=[np.arange(9)])
+    row = solve_structured(A, y, omega_sq, "kronecker", shape=(1, 9))
+    np.testing.assert_allclose(whole.theta, theta_l2, rtol=1e-9)
+    np.testing.assert_allclose(row.theta, theta_l2, rtol=1e-9)
+
+
+def test_omega_abs_is_exactly_lazy_at_small_scale():
+    A, y, _ = sparse_recovery_instance(30, 3, 12, 0.05, seed=1)
+    theta_l2 = min_norm_interpolator(A, y)
+    assert np.max(np.abs(theta_l2)) < np.sqrt(0.5)
+    sol = solve_structured(A, y, omega_abs, "diagonal")
+    np.testing.assert_allclose(sol.theta, theta_l2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("omega", [omega_sq, omega_abs], ids=["sq", "abs"])
+def test_solve_structured_finds_the_global_minimum_on_a_line(omega):
+    # With n = p − 1 the feasible set is a line θ₀ + t·u: a dense grid over t finds the global
+    # minimum of the non-convex Ω̃, which the solver must match.
+    rng = np.random.default_rng(9)
+    p = 6
+    A = rng.standard_normal((p - 1, p))
+    theta_star = np.array([4.0, 0, 0, -3.0, 0, 0])
+    y = A @ theta_star
+    theta0 = min_norm_interpolator(A, y)
+    u = np.linalg.svd(A)[2][-1]
+    t = np.linspace(-30, 30, 60001)
+    line = theta0[None, :] + t[:, None] * u[None, :]
+    values = effective_penalty(omega, np.abs(line)).sum(axis=1)
+    sol = solve_structured(A, y, omega, "diagonal", restarts=3)
+    assert sol.objective <= values.min() + 1e-9 * values.min()
+    assert sol.objective >= values.min() - 1e-6 * values.min()
+
+
+def test_diagonal_joint_brute_force_agrees_with_solve_structured():
+    rng = np.random.default_rng(10)
+    Phi = rng.standard_normal((4, 8))
+    y = Phi @ np.array([3.0, 0, 0, -2.0, 0, 0, 1.0, 0])
+    joint = solve_joint_structured(Phi, y, omega_sq, "diagonal", restarts=4, seed=2)
+    sol = solve_structured(Phi, y, omega_sq, "diagonal", restarts=4)
+    assert joint.objective == pytest.approx(sol.objective, rel=1e-6)
+    # At the brute-force optimum the transformation is the closed-form one.
+    at_joint = structured_penalty(joint.theta, omega_sq, "diagonal").value
+    assert at_joint == pytest.approx(joint.objective, rel=1e-6)
+
+
+def test_sparse_recovery_at_large_scale():
+    A, y, theta_star = sparse_recovery_instance(60, 3, 25, 30.0, seed=0)
+    sol = solve_structured(A, y, omega_abs, "diagonal")
+    assert relative_error(sol.theta, theta_star) < 0.1
+    assert relative_error(min_norm_interpolator(A, y), theta_star) > 0.5
+
+
+# ---------------------------------------------------------------- convex baselines
+
+
+def test_min_l1_interpolator():
+    A, y, theta_star = sparse_recovery_instance(40, 2, 20, 1.0, seed=2)
+    theta = min_l1_interpolator(A, y)
+    assert np.linalg.norm(A @ theta - y) <= 1e-10 * np.linalg.norm(y)
+    np.testing.assert_allclose(theta, theta_star, atol=1e-9)  # exact recovery, 2-sparse
+    # Optimality against random feasible points.
+    null = np.linalg.svd(A)[2][20:]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        other = theta + null.T @ rng.standard_normal(20) * 0.1
+        assert np.abs(theta).sum() <= np.abs(other).sum()
+
+
+def test_min_nuclear_norm_interpolator():
+    A, y, Theta_star = matrix_sensing_instance((6, 5), 1, 25, 3.0, seed=3)
+    X, iterations = min_nuclear_norm_interpolator(A, y, (6, 5))
+    assert iterations < 5000
+    assert np.linalg.norm(A @ X.ravel() - y) <= 1e-10 * np.linalg.norm(y)
+    assert nuclear_norm(X) <= nuclear_norm(Theta_star) * (1 + 1e-8)
+    assert nuclear_norm(X) <= nuclear_norm(min_norm_interpolator(A, y).reshape(6, 5))
+    # A different step size converges to the same point (the minimiser is unique here).
+    X2, _ = min_nuclear_norm_interpolator(A, y, (6, 5), step=1.0)
+    np.testing.assert_allclose(X, X2, atol=1e-6 * np.linalg.norm(X))
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_bad_structure_and_groups_are_rejected():
+    theta = np.arange(4.0)
+    with pytest.raises(ValueError, match="structure must be one of"):
+        structured_penalty(theta, omega_sq, "blocky")
+    with pytest.raises(ValueError, match="needs groups"):
+        structured_penalty(theta, omega_sq, "groups")
+    with pytest.raises(ValueError, match="index 1 is in more than one group"):
+        structured_penalty(theta, omega_sq, "groups", groups=[[0, 1], [1, 2, 3]])
+    with pytest.raises(ValueError, match="index 3 is in no group"):
+        structured_penalty(theta, omega_sq, "groups", groups=[[0, 1], [2]])
+    with pytest.raises(ValueError, match="outside"):
+        structured_penalty(theta, omega_sq, "groups", groups=[[0, 1], [2, 3, 4]])
+    with pytest.raises(ValueError, match="integer indices"):
+        structured_penalty(theta, omega_sq, "groups", groups=[[0.0, 1.0], [2, 3]])
+    with pytest.raises(ValueError, match="non-empty"):
+        structured_penalty(theta, omega_sq, "groups", groups=[[0, 1, 2, 3], []])
+    with pytest.raises(ValueError, match="groups is only used"):
+        structured_penalty(theta, omega_sq, "diagonal", groups=[[0, 1, 2, 3]])
+    with pytest.raises(ValueError, match="omega_b is only used"):
+        structured_penalty(theta, omega_sq, "diagonal", omega_b=omega_abs)
+
+
+def test_bad_shapes_and_values_are_rejected():
+    rng = np.random.default_rng(11)
+    with pytest.raises(ValueError, match="theta must be a 2-D"):
+        structured_penalty(np.ones(4), omega_sq, "kronecker")
+    with pytest.raises(ValueError, match="theta must be a 1-D"):
+        structured_penalty(np.ones((2, 2)), omega_sq, "diagonal")
+    with pytest.raises(ValueError, match="theta contains NaN"):
+        structured_penalty(np.array([1.0, np.nan]), omega_sq, "diagonal")
+    with pytest.raises(TypeError, match="omega must be a Penalty"):
+        structured_penalty(np.ones(3), 2.0, "diagonal")
+    A = rng.standard_normal((3, 6))
+    y = A @ rng.standard_normal(6)
+    with pytest.raises(ValueError, match="needs shape"):
+        solve_structured(A, y, omega_sq, "kronecker")
+    with pytest.raises(ValueError, match="does not match the 6 parameters"):
+        solve_structured(A, y, omega_sq, "kronecker", shape=(2, 2))
+    with pytest.raises(ValueError, match="shape is only used"):
+        solve_structured(A, y, omega_sq, "diagonal", shape=(2, 3))
+    with pytest.raises(ValueError, match="y must have length"):
+        solve_structured(A, y[:2], omega_sq, "diagonal")
+    with pytest.raises(ValueError, match="not in the range of Phi"):
+        solve_structured(np.vstack([A, A[0]]), np.append(y, y[0] + 1), omega_sq, "diagonal")
+    with pytest.raises(ValueError, match="restarts must be"):
+        solve_structured(A, y, omega_sq, "diagonal", restarts=-1)
+    with pytest.raises(ValueError, match="restarts must be"):
+        solve_joint_structured(A, y, omega_sq, "diagonal", restarts=0)
+    with pytest.raises(ValueError, match="structure must be one of"):
+        solve_joint_structured(A, y, omega_sq, "full")
+    with pytest.raises(ValueError, match="do not partition"):
+        solve_joint_structured(A, y, omega_sq, "groups", groups=[[0, 1, 2]])
+    with pytest.raises(ValueError, match="v must be finite and non-negative"):
+        kronecker_penalty_and_scales(omega_sq, omega_sq, np.array([-1.0]))
+    with pytest.raises(ValueError, match="shape"):
+        relative_error(np.ones(3), np.ones(4))
