@@ -419,14 +419,15 @@ def _path_averaged_mlp_block(model, X, thetas, weights) -> torch.Tensor:
     """``Σ_k w_k Φ(X; θ_k)`` for an MLP from its layer signals, without any per-node ``Φ``."""
     signals = [layer_signals(model, X, theta) for theta in thetas]
     columns = []
-    for layer, (_, _, has_bias) in enumerate(signals[0]):
-        # Row i of the layer's weight block is vec(Σ_k w_k g_k hᵀ_k) = vec(G̃_iᵀ H̃_i) with
-        # G̃_i [nodes, m] holding the weighted signals and H̃_i [nodes, d] the inputs.
-        G = torch.stack([float(w_k) * node[layer][1] for w_k, node in zip(weights, signals)], 1)
-        H = torch.stack([node[layer][0] for node in signals], 1)
-        columns.append(torch.bmm(G.transpose(1, 2), H).reshape(X.shape[0], -1))
+    for layer, (H0, _, has_bias) in enumerate(signals[0]):
+        # Row i of the layer's weight block is vec(Σ_k w_k g_k h_kᵀ): one matrix product of the
+        # weighted signals [m, nodes] and the inputs [nodes, d], batched over the rows.
+        w = torch.as_tensor(np.asarray(weights), dtype=H0.dtype, device=H0.device)
+        G = torch.stack([node[layer][1] for node in signals], dim=2) * w
+        H = torch.stack([node[layer][0] for node in signals], dim=1)
+        columns.append(torch.bmm(G, H).reshape(X.shape[0], -1))
         if has_bias:
-            columns.append(G.sum(dim=1))
+            columns.append(G.sum(dim=2))
     return torch.cat(columns, dim=1)
 
 

@@ -1,0 +1,244 @@
+"""The kernel-alignment experiment end to end (tiny sizes), its CLI, and its targets."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from atf_lite import tangent
+from atf_lite.__main__ import main
+from atf_lite.alignment import kernel_alignment as cosine
+from atf_lite.alignment import label_kernel
+from atf_lite.cache import cache_dir
+from atf_lite.data import load_digits_pair, random_feature_targets
+from atf_lite.experiments import alignment_run
+from atf_lite.experiments import kernel_alignment as lazy_kernel_alignment
+from atf_lite.models import mlp
+
+TINY = dict(n=40, width=16, epochs=30, nodes=64)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    # Module-scoped (computed once); the autouse fixture isolates the cache per test, so point
+    # this computation at its own directory explicitly.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ATF_LITE_CACHE_DIR", str(tmp_path_factory.mktemp("tiny_cache")))
+        return alignment_run.kernel_alignment(seed=1, **TINY)
+
+
+def test_lazy_import_is_the_experiment():
+    assert lazy_kernel_alignment is alignment_run.kernel_alignment
+
+
+def test_random_feature_targets_project_labels_on_random_features():
+    X, labels = load_digits_pair(n=120, seed=0)
+    y = random_feature_targets(X, labels, width=32, seed=5, ridge=1e-10)
+    assert y.dtype == torch.float32 and y.shape == (120,)
+    # With a vanishing ridge the fit is the orthogonal projection of the labels onto the span
+    # of the random network's last hidden layer.
+    with torch.no_grad():
+        F = mlp(64, 32, 2, seed=5)[:-1](X).double().numpy()
+    coef = np.linalg.lstsq(F, labels.double().numpy(), rcond=None)[0]
+    np.testing.assert_allclose(y.numpy(), F @ coef, atol=1e-4)
+    # 32 features cannot reproduce 120 labels exactly, but they predict their signs well.
+    assert 0 < np.mean((y.numpy() - labels.numpy()) ** 2) < 1
+    assert np.mean(np.sign(y.numpy()) == labels.numpy()) > 0.9
+    # A larger ridge shrinks the fit; another seed gives other features.
+    shrunk = random_feature_targets(X, labels, width=32, seed=5, ridge=10.0)
+    assert shrunk.norm() < y.norm()
+    assert not torch.allclose(random_feature_targets(X, labels, width=32, seed=6), y)
+    torch.testing.assert_close(random_feature_targets(X, labels, width=32, seed=5, ridge=1e-10), y)
+
+
+def test_random_feature_targets_rejects_bad_input():
+    X, labels = load_digits_pair(n=20)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        random_feature_targets(X, labels[:10])
+    with pytest.raises(ValueError, match="X must be"):
+        random_feature_targets(X[0], labels)
+    with pytest.raises(ValueError, match="ridge"):
+        random_feature_targets(X, labels, ridge=0.0)
+    with pytest.raises(ValueError, match="NaN"):
+        random_feature_targets(X * np.nan, labels)
+    with pytest.raises(ValueError, match="depth"):
+        random_feature_targets(X, labels, depth=0)
+    with pytest.raises(ValueError, match="width"):
+        random_feature_targets(X, labels, width=0)
+
+
+def test_experiment_quantities_agree_with_their_definitions(tiny):
+    result = tiny
+    n = TINY["n"]
+    assert result.X.shape == (n, 64) and result.y.shape == (n,) and result.K0.shape == (n, n)
+    X, labels = load_digits_pair(n=n, seed=1)
+    torch.testing.assert_close(result.X, X)
+    # By default the random network behind the targets has the trained network's width.
+    assert result.config["target_width"] == 16
+    y = random_feature_targets(X, labels, width=16, seed=alignment_run.TARGET_SEED_OFFSET + 1)
+    np.testing.assert_allclose(result.y, y.numpy())
+    np.testing.assert_array_equal(result.order, np.argsort(result.y))
+    model = result.model()
+    regression, sign = result.tasks["regression"], result.tasks["sign"]
+    np.testing.assert_allclose(regression.target, result.y)
+    np.testing.assert_array_equal(sign.target, np.sign(result.y))
+    for task in (regression, sign):
+        # Both tasks start from the same initialisation, whose kernel is K0.
+        for name, value in task.params0.items():
+            torch.testing.assert_close(value, regression.params0[name])
+        K0 = tangent.tangent_kernel(model, result.X, params=task.params0).double().numpy()
+        np.testing.assert_allclose(result.K0, K0, rtol=1e-5, atol=1e-5)
+        K_final = tangent.tangent_kernel(model, result.X, params=task.params1).double().numpy()
+        np.testing.assert_allclose(task.K_final, K_final, rtol=1e-5, atol=1e-5)
+        Phi_bar, residual = tangent.path_averaged_features(
+            model, task.params0, task.params1, result.X, nodes=TINY["nodes"]
+        )
+        np.testing.assert_allclose(task.K_bar, (Phi_bar @ Phi_bar.T).double(), rtol=1e-4)
+        assert task.identity_residual == pytest.approx(residual, rel=1e-4)
+        assert task.identity_residual < 0.05
+        # Outputs and kernels as stored.
+        output1 = tangent.model_output(model, result.X, task.params1).double().numpy()
+        np.testing.assert_allclose(task.output1, output1, rtol=1e-6)
+        K_out = label_kernel(task.output1 - task.output0)
+        np.testing.assert_allclose(task.K_output, K_out)
+        assert task.alignment == pytest.approx(cosine(task.K_bar, K_out))
+        assert task.alignment_initial == pytest.approx(cosine(result.K0, K_out))
+        assert task.alignment_final == pytest.approx(cosine(task.K_final, K_out))
+        assert task.alignment_change == pytest.approx(cosine(task.K_bar - result.K0, K_out))
+        assert task.alignment_centered == pytest.approx(cosine(task.K_bar, K_out, centered=True))
+        r = task.target - task.output0
+        assert task.tangent_norm == pytest.approx(np.sqrt(r @ np.linalg.solve(result.K0, r)))
+        a, b, relative = task.decomposition
+        R = task.K_bar - a * result.K0 - b * K_out
+        assert relative == pytest.approx(np.linalg.norm(R) / np.linalg.norm(task.K_bar))
+        # Training reduced the loss; kernels are symmetric positive semi-definite.
+        assert task.train_loss < task.losses[0] and len(task.losses) == TINY["epochs"]
+        for K in (task.K_bar, task.K_final):
+            np.testing.assert_allclose(K, K.T, rtol=1e-6, atol=1e-6)
+            assert np.linalg.eigvalsh(K).min() > -1e-5 * np.abs(K).max()
+
+
+def test_diagonal_quarters_and_summary(tiny):
+    result = tiny
+    order = np.argsort(np.abs(result.y))
+    diagonal = np.diag(result.tasks["sign"].K_bar)
+    small, large = alignment_run.diagonal_quarters(result)
+    assert small == pytest.approx(diagonal[order[:10]].mean())
+    assert large == pytest.approx(diagonal[order[-10:]].mean())
+    with pytest.raises(ValueError, match="kernel"):
+        alignment_run.diagonal_quarters(result, kernel="K9")
+    with pytest.raises(ValueError, match="task"):
+        alignment_run.diagonal_quarters(result, task="classification")
+    payload = json.loads(json.dumps(alignment_run.summary(result)))
+    for task in alignment_run.TASKS:
+        entry = payload["tasks"][task]
+        for key in ("alignment", "alignment_change", "identity_residual", "train_loss"):
+            assert entry[key] == pytest.approx(getattr(result.tasks[task], key))
+    assert payload["sign_aligns_more"] == (
+        result.tasks["sign"].alignment > result.tasks["regression"].alignment
+    )
+
+
+def test_results_are_cached_and_deterministic():
+    settings = dict(n=24, width=8, epochs=5, nodes=8)
+    first = alignment_run.kernel_alignment(**settings)
+    assert len(list(cache_dir().glob("kernel-alignment-*.pkl"))) == 1
+    cached = alignment_run.kernel_alignment(**settings)
+    np.testing.assert_array_equal(cached.tasks["sign"].K_bar, first.tasks["sign"].K_bar)
+    fresh = alignment_run.kernel_alignment(**settings, use_cache=False)
+    np.testing.assert_allclose(fresh.tasks["sign"].K_bar, first.tasks["sign"].K_bar, rtol=1e-5)
+    assert fresh.tasks["regression"].losses.tolist() == first.tasks["regression"].losses.tolist()
+    # A different setting is a different cache entry.
+    alignment_run.kernel_alignment(**{**settings, "nodes": 4})
+    assert len(list(cache_dir().glob("kernel-alignment-*.pkl"))) == 2
+
+
+def test_seed_table_reports_each_seed_and_mean(tiny):
+    table = alignment_run.format_seed_table([tiny, tiny], metrics=("alignment",))
+    value = tiny.tasks["sign"].alignment
+    sign_row = [line for line in table.splitlines() if line.split()[:2] == ["alignment", "sign"]]
+    assert len(sign_row) == 1
+    assert sign_row[0].split()[2:] == [f"{value:.3f}", f"{value:.3f}", f"{value:.3f}", "±", "0.000"]
+    with pytest.raises(ValueError, match="empty"):
+        alignment_run.format_seed_table([])
+
+
+def test_experiment_rejects_bad_settings():
+    for kwargs, message in (
+        (dict(dataset="cifar"), "dataset"),
+        (dict(pair=(2,)), "pair"),
+        (dict(n=0), "n must"),
+        (dict(width=0), "width"),
+        (dict(epochs=1.5), "epochs"),
+        (dict(lr=-1.0), "lr"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(rule="simpson"), "rule"),
+        (dict(seed=-1), "seed"),
+        (dict(threads=0), "threads"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(target_width=0), "target_width"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            alignment_run.kernel_alignment(**kwargs)
+    with pytest.raises(ValueError, match="seeds"):
+        alignment_run.kernel_alignment_seeds([])
+
+
+def test_cli_writes_figures_and_summary(tmp_path):
+    out = tmp_path / "out"
+    args = ["alignment", "--n", "30", "--width", "8", "--epochs", "5", "--nodes", "8"]
+    args += ["--target-width", "4", "--pair", "4", "9", "--seed", "2", "--out", str(out)]
+    assert main(args) == 0
+    for name in ("kernels.png", "kernels.pdf", "difficulty.png", "difficulty.pdf"):
+        assert (out / name).stat().st_size > 1000
+    payload = json.loads((out / "summary.json").read_text())
+    assert payload["command"].startswith("python -m atf_lite alignment --dataset digits")
+    assert payload["config"]["pair"] == [4, 9] and payload["config"]["seed"] == 2
+    assert payload["config"]["target_width"] == 4 and "--target-width 4" in payload["command"]
+    X, labels = load_digits_pair(4, 9, n=30, seed=2)
+    y = random_feature_targets(X, labels, width=4, seed=alignment_run.TARGET_SEED_OFFSET + 2)
+    assert payload["targets"]["fraction_abs_y_below_half"] == pytest.approx(
+        np.mean(np.abs(y.numpy()) < 0.5)
+    )
+    assert payload["n"] == 30
+    for task in ("regression", "sign"):
+        entry = payload["tasks"][task]
+        assert set(entry) >= {"alignment", "alignment_change", "identity_residual", "train_loss"}
+        assert -1 <= entry["alignment"] <= 1 and entry["train_loss"] >= 0
+
+
+def test_cli_reports_missing_mnist(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    code = main(["alignment", "--dataset", "mnist", "--mnist-root", str(missing)])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_mnist_end_to_end(mnist_dir, tmp_path):
+    out = tmp_path / "mnist"
+    args = ["alignment", "--dataset", "mnist", "--mnist-root", str(mnist_dir), "--n", "100"]
+    assert main(args + ["--width", "32", "--epochs", "10", "--nodes", "32", "--out", str(out)]) == 0
+    payload = json.loads((out / "summary.json").read_text())
+    assert payload["n"] == 100 and payload["d"] == 784
+    assert payload["config"]["dataset"] == "mnist"
+    for task in ("regression", "sign"):
+        entry = payload["tasks"][task]
+        assert 0 < entry["alignment"] <= 1
+        assert entry["identity_residual"] < 0.05
+        assert np.isfinite(entry["train_loss"])
+
+
+def test_quadrature_table_matches_direct_residuals(tiny):
+    table = alignment_run.quadrature_table(tiny, "regression", nodes=(4, 16), rules=("riemann",))
+    run = tiny.tasks["regression"]
+    _, direct = tangent.path_averaged_features(
+        tiny.model(), run.params0, run.params1, tiny.X, nodes=16, rule="riemann"
+    )
+    assert list(table) == ["riemann"] and table["riemann"][1] == pytest.approx(direct, rel=1e-5)
+    assert table["riemann"][1] < table["riemann"][0]
+    assert len(list(cache_dir().glob("quadrature-residuals-*.pkl"))) == 1
+    with pytest.raises(ValueError, match="task"):
+        alignment_run.quadrature_table(tiny, "classification")
+    with pytest.raises(ValueError, match="rule"):
+        alignment_run.quadrature_table(tiny, rules=("simpson",))
