@@ -414,6 +414,22 @@ def _gamma_times(pen: StructuredPenalty, beta: np.ndarray) -> np.ndarray:
 
 
 @_single_threaded
+def _check_problem(structure, A, y, omega, omega_b, shape, groups):
+    """Validate a structured problem's arguments; returns them normalised (same order)."""
+    structure = _check_structure(structure)
+    _check_options(structure, groups, omega_b)
+    A, y = _check_system(A, y)
+    omega = _as_penalty(omega)
+    if structure == "kronecker":
+        shape = _check_shape(shape, A.shape[1])
+        omega_b = omega if omega_b is None else _as_penalty(omega_b, "omega_b")
+    elif shape is not None:
+        raise ValueError(f"shape is only used with structure='kronecker', not {structure!r}")
+    if structure == "groups":
+        groups = _check_groups(groups, A.shape[1])
+    return structure, A, y, omega, omega_b, shape, groups
+
+
 def solve_structured(
     A,
     y,
@@ -442,18 +458,10 @@ def solve_structured(
     is returned and every start's objective is reported.  Stops when ``θ`` changes by less
     than ``tol`` relative, or after ``max_iter`` iterations (then ``converged`` is False).
     """
-    structure = _check_structure(structure)
-    _check_options(structure, groups, omega_b)
-    A, y = _check_system(A, y)
-    omega = _as_penalty(omega)
+    structure, A, y, omega, omega_b, shape, groups = _check_problem(
+        structure, A, y, omega, omega_b, shape, groups
+    )
     p = A.shape[1]
-    if structure == "kronecker":
-        shape = _check_shape(shape, p)
-        omega_b = omega if omega_b is None else _as_penalty(omega_b, "omega_b")
-    elif shape is not None:
-        raise ValueError(f"shape is only used with structure='kronecker', not {structure!r}")
-    if structure == "groups":
-        groups = _check_groups(groups, p)
     if not (isinstance(restarts, int | np.integer) and restarts >= 0):
         raise ValueError(f"restarts must be a non-negative integer, got {restarts!r}")
     if not (isinstance(max_iter, int | np.integer) and max_iter >= 1):
@@ -648,18 +656,10 @@ def solve_joint_structured(
     (``np.kron(A, B)`` for Kronecker, with ``β = vec(M)`` row-major) and its ``objective`` is
     the exact cost of the returned feasible point, recomputed from singular values.
     """
-    structure = _check_structure(structure)
-    _check_options(structure, groups, omega_b)
-    Phi, y = _check_system(Phi, y)
-    omega = _as_penalty(omega)
+    structure, Phi, y, omega, omega_b, shape, groups = _check_problem(
+        structure, Phi, y, omega, omega_b, shape, groups
+    )
     p = Phi.shape[1]
-    if structure == "kronecker":
-        shape = _check_shape(shape, p)
-        omega_b = omega if omega_b is None else _as_penalty(omega_b, "omega_b")
-    elif shape is not None:
-        raise ValueError(f"shape is only used with structure='kronecker', not {structure!r}")
-    if structure == "groups":
-        groups = _check_groups(groups, p)
     if not (isinstance(restarts, int | np.integer) and restarts >= 1):
         raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
     if not init_scale >= 0:
