@@ -1,0 +1,236 @@
+"""The sample-complexity experiment: splits, summaries and an end-to-end run at tiny sizes."""
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from atf_lite.experiments import sample_complexity
+from atf_lite.experiments import sample_complexity_run as sc
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The models here are tiny: a thread pool only adds overhead (and contention)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    counts=st.lists(st.integers(1, 30), min_size=1, max_size=6),
+    fraction=st.floats(0.01, 1.0),
+    seed=st.integers(0, 1000),
+)
+def test_stratified_indices_follow_class_proportions(counts, fraction, seed):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    np.random.default_rng(seed).shuffle(labels)
+    n = max(1, round(fraction * len(labels)))
+    index = sc.stratified_indices(labels, n, seed)
+    assert len(index) == n == len(np.unique(index))
+    assert np.all(np.diff(index) > 0) and index[0] >= 0 and index[-1] < len(labels)
+    taken = np.bincount(labels[index], minlength=len(counts))
+    quota = n * np.asarray(counts) / len(labels)
+    assert np.all(np.abs(taken - quota) < 1.0)
+    assert np.array_equal(index, sc.stratified_indices(labels, n, seed))
+
+
+def test_stratified_indices_reject_bad_sizes():
+    with pytest.raises(ValueError, match="n must"):
+        sc.stratified_indices(np.arange(5), 6, 0)
+    with pytest.raises(ValueError, match="n must"):
+        sc.stratified_indices(np.arange(5), 0, 0)
+    with pytest.raises(ValueError, match="labels"):
+        sc.stratified_indices(np.zeros((2, 2)), 1, 0)
+
+
+def test_digit_splits_are_fixed_disjoint_and_stratified():
+    splits = sc.load_splits("digits")
+    assert (splits.pool_size, len(splits.y_val), len(splits.y_test)) == (1006, 252, 539)
+    rows = torch.cat([splits.X_pool, splits.X_val, splits.X_test])
+    # No image appears in two splits (digits has no exact duplicate rows).
+    assert len(torch.unique(rows, dim=0)) == len(rows) == 1797
+    for y in (splits.y_pool, splits.y_val, splits.y_test):
+        share = np.bincount(y.numpy(), minlength=10) / len(y)
+        assert np.all(np.abs(share - 0.1) < 0.015)
+    again = sc.load_splits("digits")
+    assert torch.equal(again.X_test, splits.X_test) and torch.equal(again.y_pool, splits.y_pool)
+    with pytest.raises(ValueError, match="dataset"):
+        sc.load_splits("cifar")
+
+
+def test_mnist_splits(mnist_dir):
+    splits = sc.load_splits("mnist", mnist_root=mnist_dir)
+    assert (splits.pool_size, len(splits.y_val), len(splits.y_test)) == (5600, 1400, 3000)
+    assert splits.X_pool.shape[1] == 784
+
+
+def test_default_sizes():
+    assert sc.default_sizes(1006) == [20, 40, 80, 160, 320, 640, 1006]
+    assert sc.default_sizes(5600, smallest=100) == [100, 200, 400, 800, 1600, 3200, 5600]
+    # A pool just above a doubling replaces the last size instead of crowding it.
+    assert sc.default_sizes(330) == [20, 40, 80, 160, 330]
+    assert sc.default_sizes(10) == [10]
+
+
+def test_samples_to_reach_interpolates_in_log_n():
+    n = np.array([10.0, 100.0, 1000.0])
+    error = 0.5 - 0.1 * np.log10(n)  # 0.4, 0.3, 0.2
+    assert sc.samples_to_reach(n, error, 0.25) == pytest.approx(10**2.5)
+    assert sc.samples_to_reach(n, error, 0.3) == pytest.approx(100.0)
+    assert sc.samples_to_reach(n, error, 0.45) == 10.0  # already reached: a bound
+    assert math.isnan(sc.samples_to_reach(n, error, 0.1))
+    # The first crossing counts, even if the curve later rises again.
+    assert sc.samples_to_reach(n, [0.4, 0.2, 0.35], 0.3) == pytest.approx(10**1.5)
+    with pytest.raises(ValueError, match="increasing"):
+        sc.samples_to_reach([10, 5], [0.3, 0.2], 0.25)
+    with pytest.raises(ValueError, match="NaN"):
+        sc.samples_to_reach([10, 20], [0.3, float("nan")], 0.25)
+
+
+def test_samples_needed_and_format_summary():
+    results = [
+        {"model": kind, "n_train": n, "seed": seed, "test_error": error + 0.01 * seed}
+        for kind, errors in (("fixed", (0.4, 0.2)), ("full", (0.3, 0.1)))
+        for n, error in zip((10, 100), errors)
+        for seed in (0, 2)
+    ]
+    summary = sc.summarize(results)
+    # Means over the two seeds: fixed 0.41, 0.21; full 0.31, 0.11.
+    needed = sc.samples_needed(summary, [0.32, 0.115])
+    assert needed["fixed"][0] == pytest.approx(10**1.45) and math.isnan(needed["fixed"][1])
+    assert needed["full"][0] == 10.0 and needed["full"][1] == pytest.approx(10**1.975)
+    text = sc.format_summary(summary, decimals=2)
+    lines = text.splitlines()
+    assert lines[0].split() == ["n", "fixed", "full"] and len(lines) == 3
+    assert lines[1].split() == ["10", "0.41", "±", "0.01", "0.31", "±", "0.01"]
+    summary["full"]["n"] = np.array([10, 50])
+    with pytest.raises(ValueError, match="different sizes"):
+        sc.format_summary(summary)
+
+
+def test_effective_rank():
+    assert sc.effective_rank([1.0, 0.0, 0.0]) == 1
+    assert sc.effective_rank(np.ones(10), energy=0.9) == 9
+    assert sc.effective_rank(np.ones(10), energy=1.0) == 10
+    assert sc.effective_rank([3.0, 4.0], energy=0.64) == 1
+    with pytest.raises(ValueError, match="zero"):
+        sc.effective_rank([0.0, 0.0])
+    with pytest.raises(ValueError, match="energy"):
+        sc.effective_rank([1.0], energy=0.0)
+
+
+def test_summarize_mean_and_sd():
+    results = [
+        {"model": "fixed", "n_train": 20, "seed": s, "test_error": e}
+        for s, e in enumerate([0.1, 0.2, 0.3])
+    ] + [{"model": "full", "n_train": 40, "seed": 0, "test_error": 0.05}]
+    summary = sc.summarize(results)
+    assert summary["fixed"]["mean"] == pytest.approx([0.2])
+    assert summary["fixed"]["sd"] == pytest.approx([0.1])
+    assert summary["full"]["sd"] == pytest.approx([0.0]) and summary["full"]["n"][0] == 40
+
+
+def test_settings_validation():
+    with pytest.raises(ValueError, match="optimizer"):
+        sc.TrainSettings(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="lr"):
+        sc.TrainSettings(lr=-1.0)
+    with pytest.raises(ValueError, match="patience"):
+        sc.TrainSettings(patience=0)
+    with pytest.raises(ValueError, match="output_scale"):
+        sc.TrainSettings(output_scale=0.0)
+
+
+TINY = dict(width=8, depth=1, max_epochs=3, patience=2, batch_size=16)
+
+
+def test_experiment_end_to_end_tiny(tmp_path):
+    result = sample_complexity("digits", sizes=[20, 40], seeds=[0, 1], **TINY)
+    records = result["results"]
+    assert len(records) == 2 * 2 * 3
+    assert {(r["model"], r["n_train"], r["seed"]) for r in records} == {
+        (m, n, s) for m in ("fixed", "adaptive", "full") for n in (20, 40) for s in (0, 1)
+    }
+    for r in records:
+        assert 0.0 <= r["test_error"] <= 1.0 and 1 <= r["best_epoch"] <= r["epochs"] <= 3
+        assert r["test_error"] * 539 == pytest.approx(round(r["test_error"] * 539))
+        assert set(r["spectra"]) == {"0", "2"} and r["relative_change"] > 0
+    adaptive = [r for r in records if r["model"] == "adaptive"]
+    assert all(set(r["transform_change"]) == {"0", "2"} for r in adaptive)
+    # Same seed and size: the three models share the training subset and initial network, so
+    # a second call is served from the cache and identical.
+    again = sample_complexity("digits", sizes=[20, 40], seeds=[0, 1], **TINY)
+    assert [r["test_error"] for r in again["results"]] == [r["test_error"] for r in records]
+    recomputed = sample_complexity("digits", sizes=[20], seeds=[1], use_cache=False, **TINY)
+    cached_runs = [r for r in records if r["n_train"] == 20 and r["seed"] == 1]
+    for fresh, old in zip(recomputed["results"], cached_runs):
+        assert fresh["test_error"] == old["test_error"] and fresh["epochs"] == old["epochs"]
+    assert result["config"]["pool_size"] == 1006 and result["config"]["sizes"] == [20, 40]
+    json_path, figure_path = sc.write_outputs(result, tmp_path)
+    payload = json.loads(json_path.read_text())
+    assert len(payload["results"]) == 12 and figure_path.stat().st_size > 0
+    for entry in payload["results"]:
+        assert {"model", "n_train", "seed", "test_error", "epochs"} <= set(entry)
+
+
+def test_per_model_settings_and_sweep():
+    result = sample_complexity(
+        "digits", sizes=[20], seeds=[0], model_settings={"fixed": {"max_epochs": 1}}, **TINY
+    )
+    epochs = {r["model"]: r["epochs"] for r in result["results"]}
+    assert epochs["fixed"] == 1 and epochs["full"] >= 2
+    assert result["config"]["settings"]["fixed"]["max_epochs"] == 1
+    assert result["config"]["settings"]["adaptive"]["max_epochs"] == TINY["max_epochs"]
+    with pytest.raises(ValueError, match="model_settings"):
+        sample_complexity("digits", sizes=[20], seeds=[0], model_settings={"lazy": {}}, **TINY)
+
+    variants = {"slow": {"lr": 1e-4}, "fast": {"optimizer": "adam", "lr": 1e-2}}
+    records = sc.settings_sweep(variants, 40, seeds=[0, 1], base=TINY)
+    assert len(records) == 2 * 2 * 3 and {r["variant"] for r in records} == set(variants)
+    rows = sc.sweep_table(records)
+    assert len(rows) == 6
+    for row in rows:
+        group = [r for r in records if (r["variant"], r["model"]) == (row["variant"], row["model"])]
+        assert row["test_error"] == pytest.approx(np.mean([r["test_error"] for r in group]))
+        assert row["val_error"] == pytest.approx(np.mean([r["val_error"] for r in group]))
+        assert np.isnan(row["transform_change"]) == (row["model"] != "adaptive")
+        assert 1 <= row["effective_rank"] <= 8  # TINY: hidden layers of width 8
+    chosen = sc.select_variants(rows)
+    for kind, variant in chosen.items():
+        own = [row for row in rows if row["model"] == kind]
+        assert min(own, key=lambda row: row["val_error"])["variant"] == variant
+    with pytest.raises(ValueError, match="variants"):
+        sc.settings_sweep({}, 40)
+
+
+def test_experiment_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="sizes"):
+        sample_complexity("digits", sizes=[2000], seeds=[0], **TINY)
+    with pytest.raises(ValueError, match="models"):
+        sample_complexity("digits", sizes=[20], seeds=[0], models=["lazy"], **TINY)
+    with pytest.raises(TypeError):
+        sample_complexity("digits", sizes=[20], seeds=[0], learning_rate=0.1)
+
+
+def test_command_line(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    sc.add_arguments(parser)
+    args = parser.parse_args(
+        ["--sizes", "20", "--seeds", "0", "--models", "fixed", "full", "--width", "8",
+         "--depth", "1", "--max-epochs", "2", "--patience", "0", "--out", str(tmp_path)]
+    )
+    assert sc.run_cli(args) == 0
+    payload = json.loads((tmp_path / "sample_complexity.json").read_text())
+    assert [r["model"] for r in payload["results"]] == ["fixed", "full"]
+    assert all(r["epochs"] == 2 for r in payload["results"])  # patience 0: no early stop
+    assert payload["config"]["settings"]["full"]["patience"] is None
+    assert (tmp_path / "sample_complexity.png").exists()
+    assert "wrote" in capsys.readouterr().out
