@@ -6,6 +6,7 @@ import os
 import pathlib
 
 import pytest
+import torch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -35,3 +36,12 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Tests never read or write the user's result cache."""
     monkeypatch.setenv("ATF_LITE_CACHE_DIR", str(tmp_path_factory.mktemp("atf_cache")))
     monkeypatch.setenv("ATF_LITE_PROGRESS", "0")
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test with a single torch thread, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

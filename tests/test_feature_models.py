@@ -20,14 +20,8 @@ from atf_lite.models import (
     mlp,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The models here are tiny: a thread pool only adds overhead (and contention)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# The models here are tiny: a thread pool only adds overhead (and contention).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def inputs(n, d, seed, dtype=torch.float32):

@@ -13,14 +13,8 @@ from hypothesis import strategies as st
 from atf_lite.experiments import sample_complexity
 from atf_lite.experiments import sample_complexity_run as sc
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The models here are tiny: a thread pool only adds overhead (and contention)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# The models here are tiny: a thread pool only adds overhead (and contention).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @settings(max_examples=40, deadline=None)
