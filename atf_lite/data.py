@@ -3,7 +3,9 @@
 Every loader returns inputs as a float32 tensor ``X`` of shape ``[n, d]`` whose rows are centred
 (each image minus its own mean pixel value) and scaled to unit Euclidean norm, as in the paper's
 experiments.  Binary loaders return labels ``±1`` (the first class ``a`` maps to ``-1``, the
-second ``b`` to ``+1``); multi-class loaders return integer labels ``0..9``.
+second ``b`` to ``+1``); multi-class loaders return integer labels ``0..9``.  The multi-class
+loaders can instead scale raw pixels to ``[0, 1]`` (``preprocessing="pixel-scale"``), the
+preprocessing of the authors' sample-complexity code.
 
 Two sources:
 
@@ -25,7 +27,9 @@ import torch
 
 __all__ = [
     "MNIST_ENV_VAR",
+    "PREPROCESSINGS",
     "preprocess",
+    "scale_pixels",
     "load_digits_pair",
     "load_digits_multiclass",
     "read_idx",
@@ -57,6 +61,29 @@ def preprocess(images: np.ndarray) -> torch.Tensor:
     if np.any(norms == 0):
         raise ValueError("images: a constant image cannot be scaled to unit norm after centring")
     return torch.from_numpy(X / norms).to(torch.float32)
+
+
+PREPROCESSINGS = ("unit-norm", "pixel-scale")
+
+
+def scale_pixels(images: np.ndarray, max_value: float) -> torch.Tensor:
+    """Flatten ``images`` (``[n, ...]``) and divide by ``max_value`` (float32 ``[n, d]``).
+
+    The preprocessing of the authors' sample-complexity code (MNIST pixels / 255): no centring
+    and no normalisation, so every input keeps its own brightness and norm.
+    """
+    if not (np.isfinite(max_value) and max_value > 0):
+        raise ValueError(f"max_value must be a positive number, got {max_value!r}")
+    X = np.asarray(images, dtype=np.float64).reshape(len(images), -1) / max_value
+    return torch.from_numpy(X).to(torch.float32)
+
+
+def _prepare(images: np.ndarray, preprocessing: str, max_value: float) -> torch.Tensor:
+    if preprocessing == "unit-norm":
+        return preprocess(images)
+    if preprocessing == "pixel-scale":
+        return scale_pixels(images, max_value)
+    raise ValueError(f"preprocessing must be one of {PREPROCESSINGS}, got {preprocessing!r}")
 
 
 def _check_pair(a: int, b: int) -> None:
@@ -100,13 +127,22 @@ def load_digits_pair(a: int = 2, b: int = 3, n: int | None = None, seed: int = 0
     return _pair(digits.images, digits.target, a, b, n, seed, "the digits data set")
 
 
-def load_digits_multiclass(n: int | None = None, seed: int = 0):
-    """All ten classes of scikit-learn's digits: ``X`` float32 ``[n, 64]``, labels int64 ``[n]``."""
+def load_digits_multiclass(
+    n: int | None = None, seed: int = 0, preprocessing: str = "unit-norm"
+):
+    """All ten classes of scikit-learn's digits: ``X`` float32 ``[n, 64]``, labels int64 ``[n]``.
+
+    ``preprocessing``: ``"unit-norm"`` (rows centred, unit norm; the default everywhere) or
+    ``"pixel-scale"`` (pixel values 0..16 divided by 16, see :func:`scale_pixels`).
+    """
     from sklearn.datasets import load_digits
 
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(f"preprocessing must be one of {PREPROCESSINGS}, got {preprocessing!r}")
     digits = load_digits()
     keep = _subset(len(digits.target), n, seed, "the digits data set")
-    return preprocess(digits.images[keep]), torch.from_numpy(digits.target[keep].astype(np.int64))
+    X = _prepare(digits.images[keep], preprocessing, max_value=16.0)
+    return X, torch.from_numpy(digits.target[keep].astype(np.int64))
 
 
 def mnist_root(root: str | os.PathLike | None = None) -> pathlib.Path:
@@ -214,11 +250,19 @@ def load_mnist_multiclass(
     root: str | os.PathLike | None = None,
     split: str = "test",
     seed: int = 0,
+    preprocessing: str = "unit-norm",
 ):
-    """All ten MNIST classes: ``X`` float32 ``[n, 784]``, labels int64 ``[n]``."""
+    """All ten MNIST classes: ``X`` float32 ``[n, 784]``, labels int64 ``[n]``.
+
+    ``preprocessing``: ``"unit-norm"`` (rows centred, unit norm) or ``"pixel-scale"``
+    (pixels / 255, see :func:`scale_pixels`).
+    """
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(f"preprocessing must be one of {PREPROCESSINGS}, got {preprocessing!r}")
     images, classes = load_mnist(root, split)
     keep = _subset(len(classes), n, seed, f"the MNIST {split} split")
-    return preprocess(images[keep]), torch.from_numpy(classes[keep].astype(np.int64))
+    X = _prepare(images[keep], preprocessing, max_value=255.0)
+    return X, torch.from_numpy(classes[keep].astype(np.int64))
 
 
 def random_feature_targets(

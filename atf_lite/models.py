@@ -26,6 +26,7 @@ from .progress import progress_bar
 from .tangent import is_structured_mlp, linearize
 
 __all__ = [
+    "INITS",
     "mlp",
     "TrainResult",
     "train",
@@ -41,6 +42,27 @@ __all__ = [
 ]
 
 
+INITS = ("he", "lecun")
+# Standard deviation of a standard normal truncated to [-2, 2]; dividing by it restores unit
+# variance after truncation (the constant Flax's truncated ``variance_scaling`` uses).
+_TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def _initial_weight(fan_out, fan_in, init, generator, dtype) -> torch.Tensor:
+    """A ``[fan_out, fan_in]`` weight matrix drawn by the rule ``init`` (see :func:`mlp`)."""
+    if init == "he":
+        return torch.randn(fan_out, fan_in, generator=generator, dtype=dtype) * math.sqrt(
+            2.0 / fan_in
+        )
+    # Truncated normal by rejection: redraw the entries outside [-2, 2] until none are left.
+    sample = torch.randn(fan_out, fan_in, generator=generator, dtype=torch.float64)
+    outside = sample.abs() > 2
+    while outside.any():
+        sample[outside] = torch.randn(int(outside.sum()), generator=generator, dtype=torch.float64)
+        outside = sample.abs() > 2
+    return (sample * (math.sqrt(1.0 / fan_in) / _TRUNCATED_NORMAL_STD)).to(dtype)
+
+
 def mlp(
     d_in: int,
     width: int,
@@ -50,28 +72,34 @@ def mlp(
     seed: int = 0,
     activation: type[nn.Module] = nn.ReLU,
     dtype: torch.dtype = torch.float32,
+    init: str = "he",
 ) -> nn.Sequential:
     """An MLP ``d_in → width (× depth hidden layers) → d_out`` with ReLU activations.
 
     ``depth`` counts hidden layers (the paper's Figure 1 network has ``depth=2``, ``width=256``).
-    Weights are ``N(0, 2 / fan_in)`` (He initialisation), biases zero; ``seed`` makes the draw
-    reproducible without touching torch's global random state.
+    Biases are zero.  Weights follow ``init``:
+
+    * ``"he"``: ``N(0, 2 / fan_in)``, the initialisation of the paper's Figure 1 network;
+    * ``"lecun"``: variance ``1 / fan_in`` from a normal truncated at two standard deviations and
+      rescaled to that variance, which is Flax's default for dense layers and therefore the
+      initialisation of the authors' sample-complexity code.
+
+    ``seed`` makes the draw reproducible without touching torch's global random state.
     """
     for name, value in (("d_in", d_in), ("width", width), ("d_out", d_out)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not isinstance(depth, (int, np.integer)) or depth < 0:
         raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     sizes = [d_in] + [width] * depth + [d_out]
     generator = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         linear = nn.Linear(fan_in, fan_out, bias=bias, dtype=dtype)
         with torch.no_grad():
-            linear.weight.copy_(
-                torch.randn(fan_out, fan_in, generator=generator, dtype=dtype)
-                * math.sqrt(2.0 / fan_in)
-            )
+            linear.weight.copy_(_initial_weight(fan_out, fan_in, init, generator, dtype))
             if bias:
                 linear.bias.zero_()
         layers.append(linear)
@@ -382,7 +410,11 @@ class FitResult:
 
     ``best_epoch``: the epoch (1-based) whose parameters were kept, the one with the lowest
     validation error (ties: lowest validation loss); ``epochs_run``: epochs actually trained;
-    ``train_losses``, ``val_losses``, ``val_errors``: per epoch (``[epochs_run]``).
+    ``train_losses``, ``val_losses``, ``val_errors``: per epoch (``[epochs_run]``);
+    ``distinct_examples``: how many different training examples the kept parameters were
+    trained on (all ``n`` for a fixed training set; with ``epoch_subset`` the size of the union
+    of the subsets drawn up to ``best_epoch``); ``distinct_examples_total``: the same up to the
+    last epoch run.
     """
 
     best_epoch: int
@@ -390,6 +422,8 @@ class FitResult:
     train_losses: list[float]
     val_losses: list[float]
     val_errors: list[float]
+    distinct_examples: int = 0
+    distinct_examples_total: int = 0
 
     @property
     def best_val_error(self) -> float:
@@ -441,6 +475,7 @@ def fit_classifier(
     max_epochs: int = 200,
     patience: int | None = 30,
     seed: int = 0,
+    epoch_subset: int | None = None,
     progress: bool | None = None,
 ) -> FitResult:
     """Train ``model`` in place by minibatch cross-entropy with early stopping; keep the best epoch.
@@ -454,6 +489,12 @@ def fit_classifier(
     validation error has not improved for ``patience`` epochs (``None``: never early); the
     parameters of the best epoch (lowest validation error, ties broken by validation loss) are
     restored.  Raises ``FloatingPointError`` if the training loss becomes non-finite.
+
+    ``epoch_subset=m`` changes what an epoch is: each epoch draws a *fresh* uniformly random
+    subset of ``m`` rows of ``(X_train, y_train)`` (without replacement, from the same seeded
+    generator) and passes over it once.  This reproduces a data pipeline that shuffles a large
+    pool and takes its first ``m`` examples anew every epoch: the model is nominally trained on
+    ``m`` examples but sees many more distinct ones (``FitResult.distinct_examples``).
     """
     _check_classification_data(X_train, y_train, "train")
     _check_classification_data(X_val, y_val, "val")
@@ -470,6 +511,14 @@ def fit_classifier(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if patience is not None and (not isinstance(patience, (int, np.integer)) or patience < 1):
         raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
+    if epoch_subset is not None and (
+        not isinstance(epoch_subset, (int, np.integer))
+        or not 1 <= epoch_subset <= len(X_train)
+    ):
+        raise ValueError(
+            f"epoch_subset must be None or an integer in [1, {len(X_train)}] (the rows of "
+            f"X_train), got {epoch_subset!r}"
+        )
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
@@ -481,18 +530,23 @@ def fit_classifier(
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
     else:
         opt = torch.optim.Adam(params, lr=lr)
-    n = len(X_train)
+    n_rows = len(X_train)
+    n = n_rows if epoch_subset is None else int(epoch_subset)
     batch = min(int(batch_size), n)
     generator = torch.Generator().manual_seed(seed)
     best_key, best_state, best_epoch = None, None, 0
     train_losses: list[float] = []
     val_losses: list[float] = []
     val_errors: list[float] = []
+    seen = torch.zeros(n_rows, dtype=torch.bool)
+    seen_at_best = n
     model.train()
     for epoch in progress_bar(
         range(1, max_epochs + 1), desc=f"fit ({n} examples)", enabled=progress
     ):
-        order = torch.randperm(n, generator=generator)
+        # A permutation of all rows; its first n rows are this epoch's (fresh) subset.
+        order = torch.randperm(n_rows, generator=generator)[:n]
+        seen[order] = True
         total = 0.0
         for start in range(0, n, batch):
             index = order[start : start + batch]
@@ -514,6 +568,7 @@ def fit_classifier(
         if best_key is None or key < best_key:
             best_key, best_epoch = key, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            seen_at_best = int(seen.sum())
         elif patience is not None and epoch - best_epoch >= patience:
             break
     model.load_state_dict(best_state)
@@ -524,4 +579,6 @@ def fit_classifier(
         train_losses=train_losses,
         val_losses=val_losses,
         val_errors=val_errors,
+        distinct_examples=seen_at_best,
+        distinct_examples_total=int(seen.sum()),
     )

@@ -228,3 +228,143 @@ def test_command_line(tmp_path, capsys):
     assert payload["config"]["settings"]["full"]["patience"] is None
     assert (tmp_path / "sample_complexity.png").exists()
     assert "wrote" in capsys.readouterr().out
+
+
+# --- Recipes and data protocols -------------------------------------------------------------
+
+
+def test_paper_code_recipe_builds_the_documented_network_and_inputs():
+    preprocessing, settings = sc.recipe_settings("paper-code")
+    assert preprocessing == "pixel-scale"
+    train = sc.TrainSettings(**settings)
+    assert (train.depth, train.width, train.optimizer, train.lr, train.momentum) == (
+        4, 128, "sgd", 0.01, 0.9
+    )
+    assert train.init == "lecun" and train.patience == 20
+    assert train.batch_size_for(125) == 25 and train.batch_size_for(250) == 50
+    assert sc.recipe_settings("book") == ("unit-norm", {})
+    # Overrides replace recipe values, including None (no early stopping).
+    _, custom = sc.recipe_settings("paper-code", preprocessing="unit-norm", patience=None)
+    assert custom["patience"] is None and custom["depth"] == 4
+    assert sc.recipe_settings("paper-code", preprocessing="unit-norm")[0] == "unit-norm"
+    splits = sc.load_splits("digits", preprocessing=preprocessing)
+    assert float(splits.X_pool.min()) == 0.0 and float(splits.X_pool.max()) == 1.0
+    unit = sc.load_splits("digits")
+    assert torch.equal(splits.y_test, unit.y_test)  # the split does not depend on preprocessing
+    assert torch.allclose(unit.X_pool.norm(dim=1), torch.ones(len(unit.y_pool)), atol=1e-5)
+
+
+def test_recipe_rejects_bad_names_and_combinations():
+    with pytest.raises(ValueError, match="recipe"):
+        sc.recipe_settings("paper")
+    with pytest.raises(ValueError, match="preprocessing"):
+        sc.recipe_settings("book", preprocessing="whiten")
+    with pytest.raises(TypeError, match="unknown settings"):
+        sc.recipe_settings("book", learning_rate=0.1)
+    with pytest.raises(ValueError, match="init"):
+        sc.recipe_settings("book", init="xavier")
+    with pytest.raises(ValueError, match="small_batch"):
+        sc.TrainSettings(small_batch=(125, 0))
+    with pytest.raises(ValueError, match="protocol"):
+        sample_complexity("digits", sizes=[20], seeds=[0], protocol="fresh", **TINY)
+    with pytest.raises(ValueError, match="protocol"):
+        sc.run_one("fixed", 20, 0, sc.load_splits("digits"), sc.TrainSettings(), protocol="x")
+
+
+def test_fixed_protocol_never_sees_more_than_n_examples():
+    result = sample_complexity("digits", sizes=[30], seeds=[0], **TINY)
+    for record in result["results"]:
+        assert record["protocol"] == "fixed-subset" and record["recipe"] == "book"
+        assert record["distinct_examples"] == record["distinct_examples_total"] == 30
+
+
+def test_fresh_protocol_draws_new_subsets_every_epoch_reproducibly():
+    settings = dict(TINY, max_epochs=6, patience=None)
+    runs = [
+        sample_complexity(
+            "digits", sizes=[30], seeds=[0], models=["full"], protocol="fresh-subset-per-epoch",
+            use_cache=False, **settings,
+        )["results"][0]
+        for _ in range(2)
+    ]
+    first, second = runs
+    assert first["protocol"] == "fresh-subset-per-epoch" and first["epochs"] == 6
+    # Six draws of 30 out of 1006 images overlap little: far more than 30 distinct examples.
+    assert 30 < first["distinct_examples"] <= first["distinct_examples_total"] <= 6 * 30
+    assert first["distinct_examples_total"] > 150
+    assert first["test_error"] == second["test_error"]
+    assert first["distinct_examples_total"] == second["distinct_examples_total"]
+
+
+def test_fit_classifier_epoch_subset_counts_distinct_rows():
+    from atf_lite.models import FullNet, fit_classifier, mlp
+
+    X, y = torch.randn(40, 5), torch.arange(40) % 3
+    model = FullNet(mlp(5, 4, 1, d_out=3, seed=0))
+    fit = fit_classifier(model, X, y, X[:6], y[:6], max_epochs=4, patience=None, epoch_subset=5,
+                         batch_size=5)
+    assert 5 <= fit.distinct_examples <= fit.distinct_examples_total <= 20
+    assert fit.epochs_run == 4
+    with pytest.raises(ValueError, match="epoch_subset"):
+        fit_classifier(model, X, y, X[:6], y[:6], epoch_subset=41)
+    with pytest.raises(ValueError, match="epoch_subset"):
+        fit_classifier(model, X, y, X[:6], y[:6], epoch_subset=0)
+
+
+def test_sample_ratio_recovers_a_known_shift_and_brackets_it():
+    # The adaptive curve is the fixed curve reached with 4 times fewer samples.
+    sizes = [10, 20, 40, 80, 160, 320]
+    results = []
+    for seed in range(5):
+        noise = 0.005 * (seed - 2)
+        for n in sizes:
+            results.append({"model": "fixed", "n_train": n, "seed": seed,
+                            "test_error": 0.5 - 0.1 * np.log2(n / 10) / 2 + noise})
+            results.append({"model": "adaptive", "n_train": n, "seed": seed,
+                            "test_error": 0.5 - 0.1 * np.log2(4 * n / 10) / 2 + noise})
+    out = sc.sample_ratio(results, [0.35, 0.3], n_boot=200)
+    assert out["ratio"] == pytest.approx([4.0, 4.0])
+    assert np.all(out["low"] <= 4.0 + 1e-9) and np.all(out["high"] >= 4.0 - 1e-9)
+    assert np.all(out["reached"] == 1.0)
+    unreachable = sc.sample_ratio(results, [0.01], n_boot=50)
+    assert np.isnan(unreachable["ratio"][0]) and unreachable["reached"][0] == 0.0
+    with pytest.raises(ValueError, match="same sizes"):
+        sc.sample_ratio([r for r in results if r["n_train"] != 10 or r["model"] == "fixed"],
+                        [0.3])
+    with pytest.raises(ValueError, match="levels"):
+        sc.sample_ratio(results, [])
+
+
+def test_lecun_initialisation_is_truncated_with_variance_one_over_fan_in():
+    from atf_lite.models import mlp
+
+    net = mlp(400, 300, 1, d_out=10, seed=0, init="lecun")
+    weight = net[0].weight.detach().double()
+    std = 1 / np.sqrt(400)
+    assert float(weight.std()) == pytest.approx(std, rel=0.02)
+    assert float(weight.abs().max()) <= 2 * std / 0.87962566103423978 + 1e-9
+    assert float(net[0].bias.abs().max()) == 0.0
+    with pytest.raises(ValueError, match="init"):
+        mlp(4, 4, 1, init="glorot")
+
+
+def test_command_line_recipe_protocol_and_overrides(tmp_path):
+    parser = argparse.ArgumentParser()
+    sc.add_arguments(parser)
+    args = parser.parse_args(
+        ["--recipe", "paper-code", "--protocol", "fresh-subset-per-epoch", "--sizes", "20",
+         "--seeds", "0", "--models", "fixed", "--width", "8", "--depth", "1", "--max-epochs",
+         "2", "--out", str(tmp_path)]
+    )
+    assert sc.run_cli(args) == 0
+    payload = json.loads((tmp_path / "sample_complexity.json").read_text())
+    (row,) = payload["results"]
+    assert {"model", "n_train", "seed", "test_error", "protocol", "recipe",
+            "distinct_examples"} <= set(row)
+    assert (row["protocol"], row["recipe"]) == ("fresh-subset-per-epoch", "paper-code")
+    settings = payload["config"]["settings"]["fixed"]
+    assert (settings["width"], settings["depth"], settings["lr"], settings["init"]) == (
+        8, 1, 0.01, "lecun"
+    )
+    assert payload["config"]["preprocessing"] == "pixel-scale"
+    assert "--recipe paper-code" in payload["config"]["command"]

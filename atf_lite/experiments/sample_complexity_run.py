@@ -16,6 +16,18 @@ Data protocol (the same for every model, size and seed):
   and from the test split.  Its labels are not counted in ``n``; they are the same for all
   three models.
 
+With ``protocol="fresh-subset-per-epoch"`` the training set is instead redrawn every epoch: a
+fresh uniformly random subset of ``n`` pool images per epoch, as the authors' ``tf.data``
+pipeline does (``shuffle`` reshuffles on every pass, so ``take(n)`` after it picks other images
+each epoch).  ``n`` then counts examples per epoch, not distinct examples; every record reports
+``distinct_examples``, how many different pool images the kept model was trained on.
+
+Two *recipes* name complete settings: ``"book"`` (the book's own: centred unit-norm inputs, He
+initialisation, three hidden layers, Adam) and ``"paper-code"`` (the settings of the authors'
+MNIST configuration files: pixels / 255, LeCun-normal initialisation, four hidden layers of
+width 128, SGD 0.01 with momentum 0.9, batch 50, 25 at ``n ≤ 125``).  Individual settings
+override the recipe.
+
 The seed of a run fixes its training subset, the initial network (shared by the three models)
 and the minibatch order.  Every run is cached on disk (:func:`atf_lite.cache.cached`) and
 executed with one CPU thread, which makes its result independent of the machine's core count.
@@ -36,8 +48,9 @@ import numpy as np
 import torch
 
 from ..cache import cached
-from ..data import load_digits_multiclass, load_mnist_multiclass
+from ..data import PREPROCESSINGS, load_digits_multiclass, load_mnist_multiclass
 from ..models import (
+    INITS,
     MODEL_KINDS,
     OPTIMIZERS,
     AdaptiveNet,
@@ -50,6 +63,9 @@ from ..progress import progress_bar
 
 __all__ = [
     "DATASETS",
+    "PROTOCOLS",
+    "RECIPES",
+    "recipe_settings",
     "TEST_FRACTION",
     "VAL_FRACTION",
     "SPLIT_SEED",
@@ -67,6 +83,7 @@ __all__ = [
     "summarize",
     "samples_to_reach",
     "samples_needed",
+    "sample_ratio",
     "format_summary",
     "effective_rank",
     "plot_sample_complexity",
@@ -77,6 +94,7 @@ __all__ = [
 ]
 
 DATASETS = ("digits", "mnist")
+PROTOCOLS = ("fixed-subset", "fresh-subset-per-epoch")
 TEST_FRACTION = 0.3
 VAL_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -93,7 +111,10 @@ class TrainSettings:
     by validation error for all three models);
     ``batch_size``; ``max_epochs`` and early-stopping ``patience`` (epochs without a better
     validation error; ``None`` trains all ``max_epochs`` and keeps the best epoch);
-    ``output_scale``: factor on the network's outputs (small: rich regime, large: lazy).
+    ``output_scale``: factor on the network's outputs (small: rich regime, large: lazy);
+    ``init``: the initial weights (``"he"`` or ``"lecun"``, see :func:`atf_lite.models.mlp`);
+    ``small_batch``: ``(n_max, batch)`` uses minibatches of ``batch`` when ``n_train ≤ n_max``
+    (``None``: always ``batch_size``; see :meth:`batch_size_for`).
     """
 
     width: int = 128
@@ -105,6 +126,14 @@ class TrainSettings:
     max_epochs: int = 100
     patience: int | None = 20
     output_scale: float = 1.0
+    init: str = "he"
+    small_batch: tuple[int, int] | None = None
+
+    def batch_size_for(self, n_train: int) -> int:
+        """The minibatch size used at training-set size ``n_train``."""
+        if self.small_batch is not None and n_train <= self.small_batch[0]:
+            return int(self.small_batch[1])
+        return int(self.batch_size)
 
     def __post_init__(self):
         for name in ("width", "batch_size", "max_epochs"):
@@ -125,9 +154,66 @@ class TrainSettings:
             raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
         if not (math.isfinite(self.output_scale) and self.output_scale > 0):
             raise ValueError(f"output_scale must be positive, got {self.output_scale!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.small_batch is not None:
+            pair = tuple(self.small_batch)
+            if len(pair) != 2 or not all(
+                isinstance(v, (int, np.integer)) and v >= 1 for v in pair
+            ):
+                raise ValueError(
+                    f"small_batch must be None or a pair of positive integers (n_max, batch), "
+                    f"got {self.small_batch!r}"
+                )
+            object.__setattr__(self, "small_batch", (int(pair[0]), int(pair[1])))
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# Complete settings by name.  "preprocessing" is a property of the data, shared by all models;
+# the other keys are TrainSettings fields.  The paper-code epoch cap is the one of chapter 7's
+# measurement: with it, every fixed-feature run ends by early stopping, not by the cap.
+RECIPES: dict[str, dict] = {
+    "book": {"preprocessing": "unit-norm"},
+    "paper-code": {
+        "preprocessing": "pixel-scale",
+        "init": "lecun",
+        "depth": 4,
+        "width": 128,
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "momentum": 0.9,
+        "batch_size": 50,
+        "small_batch": (125, 25),
+        "max_epochs": 1000,
+        "patience": 20,
+    },
+}
+
+
+def recipe_settings(
+    recipe: str, *, preprocessing: str | None = None, **overrides
+) -> tuple[str, dict]:
+    """``(preprocessing, settings)`` of the named ``recipe`` with ``overrides`` applied.
+
+    ``settings`` are :class:`TrainSettings` fields (validated by building one); ``overrides``
+    replace the recipe's values (``None`` is a value here, e.g. ``patience=None``);
+    ``preprocessing=None`` keeps the recipe's preprocessing.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {tuple(RECIPES)}, got {recipe!r}")
+    merged = {**RECIPES[recipe], **overrides}
+    if preprocessing is not None:
+        merged["preprocessing"] = preprocessing
+    preprocessing = merged.pop("preprocessing")
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(f"preprocessing must be one of {PREPROCESSINGS}, got {preprocessing!r}")
+    unknown = sorted(set(merged) - {f.name for f in dataclasses.fields(TrainSettings)})
+    if unknown:
+        raise TypeError(f"unknown settings {unknown}: not fields of TrainSettings")
+    TrainSettings(**merged)
+    return preprocessing, merged
 
 
 @dataclasses.dataclass
@@ -197,18 +283,24 @@ def split_dataset(
     return DataSplits(X[pool], y[pool], X[val], y[val], X[test], y[test])
 
 
-def load_splits(dataset: str = "digits", mnist_root: str | os.PathLike | None = None) -> DataSplits:
+def load_splits(
+    dataset: str = "digits",
+    mnist_root: str | os.PathLike | None = None,
+    preprocessing: str = "unit-norm",
+) -> DataSplits:
     """The fixed splits of ``dataset``.
 
     ``"digits"``: scikit-learn's 1 797 digits (8×8) → 1 006 pool / 252 validation / 539 test.
     ``"mnist"``: the 10 000-image MNIST test file (the only split this project assumes
     available; read from ``mnist_root`` or ``$ATF_LITE_MNIST_DIR``) → 5 600 pool /
-    1 400 validation / 3 000 test.  Both with the paper's preprocessing (centred, unit norm).
+    1 400 validation / 3 000 test.  ``preprocessing``: ``"unit-norm"`` (the paper's: centred,
+    unit norm) or ``"pixel-scale"`` (pixels scaled to [0, 1]).  The split itself does not
+    depend on the preprocessing.
     """
     if dataset == "digits":
-        X, y = load_digits_multiclass()
+        X, y = load_digits_multiclass(preprocessing=preprocessing)
     elif dataset == "mnist":
-        X, y = load_mnist_multiclass(root=mnist_root, split="test")
+        X, y = load_mnist_multiclass(root=mnist_root, split="test", preprocessing=preprocessing)
     else:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     return split_dataset(X, y)
@@ -253,38 +345,58 @@ def _weight_spectra(model) -> dict[str, np.ndarray]:
 
 
 def run_one(
-    kind: str, n_train: int, seed: int, splits: DataSplits, settings: TrainSettings
+    kind: str,
+    n_train: int,
+    seed: int,
+    splits: DataSplits,
+    settings: TrainSettings,
+    *,
+    protocol: str = "fixed-subset",
 ) -> dict:
-    """Train model ``kind`` on a stratified subset of ``n_train`` pool images; return a record.
+    """Train model ``kind`` on ``n_train`` pool images per epoch; return a record.
 
-    The record holds ``model``, ``n_train``, ``seed``, ``test_error``, ``epochs`` (epochs
-    trained), ``best_epoch`` (the epoch kept by early stopping), ``val_error``,
-    ``train_error``, ``relative_change`` (``‖δθ‖ / ‖θ0‖``), ``spectra`` (singular values of each
-    layer's ``δW``) and, for the adaptive model, ``transform_change`` (per layer
-    ``‖M − I‖_F / ‖I‖_F`` of ``M1`` and ``M2``).
+    ``protocol="fixed-subset"``: one stratified subset of ``n_train`` pool images, drawn with
+    ``seed``, for every epoch.  ``"fresh-subset-per-epoch"``: every epoch a new uniformly random
+    subset of ``n_train`` pool images (see ``epoch_subset`` of
+    :func:`atf_lite.models.fit_classifier`).
+
+    The record holds ``model``, ``n_train``, ``seed``, ``protocol``, ``test_error``, ``epochs``
+    (epochs trained), ``best_epoch`` (the epoch kept by early stopping), ``val_error``,
+    ``train_error`` (on the first epoch's subset), ``distinct_examples`` (different pool images
+    the kept model was trained on) and ``distinct_examples_total`` (up to the last epoch),
+    ``relative_change`` (``‖δθ‖ / ‖θ0‖``), ``spectra`` (singular values of each layer's ``δW``)
+    and, for the adaptive model, ``transform_change`` (per layer ``‖M − I‖_F / ‖I‖_F`` of ``M1``
+    and ``M2``).
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
     if not isinstance(n_train, (int, np.integer)) or not 1 <= n_train <= splits.pool_size:
         raise ValueError(f"n_train must be an integer in [1, {splits.pool_size}], got {n_train!r}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     with _one_thread():
         index = torch.from_numpy(stratified_indices(splits.y_pool.numpy(), int(n_train), seed))
         X, y = splits.X_pool[index], splits.y_pool[index]
-        base = mlp(X.shape[1], settings.width, settings.depth, d_out=N_CLASSES, seed=seed)
+        base = mlp(
+            X.shape[1], settings.width, settings.depth, d_out=N_CLASSES, seed=seed,
+            init=settings.init,
+        )
         model = feature_model(kind, base, settings.output_scale)
+        fresh = protocol == "fresh-subset-per-epoch"
         fit = fit_classifier(
             model,
-            X,
-            y,
+            splits.X_pool if fresh else X,
+            splits.y_pool if fresh else y,
             splits.X_val,
             splits.y_val,
             optimizer=settings.optimizer,
             lr=settings.lr,
             momentum=settings.momentum,
-            batch_size=settings.batch_size,
+            batch_size=settings.batch_size_for(int(n_train)),
             max_epochs=settings.max_epochs,
             patience=settings.patience,
             seed=seed,
+            epoch_subset=int(n_train) if fresh else None,
             progress=False,
         )
         test_error, _ = evaluate_classifier(model, splits.X_test, splits.y_test)
@@ -299,11 +411,14 @@ def run_one(
             "model": kind,
             "n_train": int(n_train),
             "seed": int(seed),
+            "protocol": protocol,
             "test_error": float(test_error),
             "epochs": int(fit.epochs_run),
             "best_epoch": int(fit.best_epoch),
             "val_error": float(fit.best_val_error),
             "train_error": float(train_error),
+            "distinct_examples": int(fit.distinct_examples),
+            "distinct_examples_total": int(fit.distinct_examples_total),
             "relative_change": relative,
             "spectra": _weight_spectra(model),
         }
@@ -318,6 +433,9 @@ def sample_complexity(
     seeds: Iterable[int] = (0, 1, 2),
     models: Sequence[str] = MODEL_KINDS,
     *,
+    recipe: str = "book",
+    protocol: str = "fixed-subset",
+    preprocessing: str | None = None,
     model_settings: Mapping[str, Mapping] | None = None,
     mnist_root: str | os.PathLike | None = None,
     use_cache: bool = True,
@@ -327,12 +445,18 @@ def sample_complexity(
     """Test error of each model kind for each training-set size and seed.
 
     ``sizes`` default to :func:`default_sizes` of the training pool (20, 40, … and the whole
-    pool); ``settings`` are the fields of :class:`TrainSettings`, shared by all models;
-    ``model_settings`` maps a model kind to fields that override them for that model only.
+    pool).  ``recipe`` (a key of :data:`RECIPES`) gives the preprocessing and the
+    :class:`TrainSettings` shared by all models; ``preprocessing`` and ``settings`` (fields of
+    :class:`TrainSettings`) override it, and ``model_settings`` maps a model kind to fields
+    that override them for that model only.  ``protocol``: ``"fixed-subset"`` or
+    ``"fresh-subset-per-epoch"`` (see :func:`run_one`).
     Returns ``{"config": {...}, "results": [record, ...]}`` with one :func:`run_one` record per
-    (model, size, seed), each cached on disk under its own configuration; ``config["settings"]``
-    holds each model's :class:`TrainSettings` as a dict.
+    (model, size, seed), each with ``recipe`` added and cached on disk under its own
+    configuration; ``config["settings"]`` holds each model's :class:`TrainSettings` as a dict.
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    preprocessing, settings = recipe_settings(recipe, preprocessing=preprocessing, **settings)
     models = tuple(models)
     for kind in models:
         if kind not in MODEL_KINDS:
@@ -347,7 +471,7 @@ def sample_complexity(
     seeds = [int(s) for s in seeds]
     if not seeds or not models:
         raise ValueError("seeds and models must not be empty")
-    splits = load_splits(dataset, mnist_root)
+    splits = load_splits(dataset, mnist_root, preprocessing)
     sizes = default_sizes(splits.pool_size) if sizes is None else [int(n) for n in sizes]
     for n in sizes:
         if not 1 <= n <= splits.pool_size:
@@ -358,21 +482,27 @@ def sample_complexity(
         config = {
             "dataset": dataset,
             "split": [TEST_FRACTION, VAL_FRACTION, SPLIT_SEED],
+            "preprocessing": preprocessing,
+            "protocol": protocol,
             "model": kind,
             "n_train": n,
             "seed": seed,
             **per_model[kind].as_dict(),
         }
-        results.append(
-            cached(
-                "sample-complexity-run",
-                config,
-                lambda kind=kind, n=n, seed=seed: run_one(kind, n, seed, splits, per_model[kind]),
-                use_cache=use_cache,
-            )
+        record = cached(
+            "sample-complexity-run",
+            config,
+            lambda kind=kind, n=n, seed=seed: run_one(
+                kind, n, seed, splits, per_model[kind], protocol=protocol
+            ),
+            use_cache=use_cache,
         )
+        results.append({**record, "recipe": recipe})
     config = {
         "dataset": dataset,
+        "recipe": recipe,
+        "protocol": protocol,
+        "preprocessing": preprocessing,
         "pool_size": splits.pool_size,
         "val_size": len(splits.y_val),
         "test_size": len(splits.y_test),
@@ -525,6 +655,73 @@ def samples_needed(summary: dict, levels: Sequence[float]) -> dict[str, np.ndarr
     }
 
 
+def sample_ratio(
+    results: Sequence[dict],
+    levels: Sequence[float],
+    *,
+    numerator: str = "fixed",
+    denominator: str = "adaptive",
+    n_boot: int = 2000,
+    confidence: float = 0.9,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """How many times more samples ``numerator`` needs than ``denominator`` at matched error.
+
+    For each error ``level`` the ratio is ``samples_to_reach`` of the numerator's mean test-error
+    curve over that of the denominator's (above 1: the denominator model is more sample
+    efficient).  Its uncertainty comes from a bootstrap over seeds: the seeds are resampled with
+    replacement (the same draw for both models, since a seed fixes the subset and the initial
+    network that both share), the mean curves and the ratio are recomputed, and the
+    ``confidence`` percentile interval is reported.  Returns ``{"levels", "ratio", "low",
+    "high", "reached"}`` (arrays ``[len(levels)]``); ``reached`` is the fraction of bootstrap
+    draws in which both curves reach the level (the interval uses those draws only; ``nan``
+    where none does).
+    """
+    levels = np.asarray(levels, dtype=float)
+    if levels.ndim != 1 or len(levels) == 0 or not np.isfinite(levels).all():
+        raise ValueError(f"levels must be a non-empty 1-D array of finite errors, got {levels!r}")
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    table: dict[tuple[str, int], dict[int, float]] = {}
+    for record in results:
+        table.setdefault((record["model"], record["n_train"]), {})[record["seed"]] = record[
+            "test_error"
+        ]
+    sizes = sorted({n for kind, n in table if kind == numerator})
+    if not sizes or sorted({n for kind, n in table if kind == denominator}) != sizes:
+        raise ValueError(
+            f"results must hold {numerator!r} and {denominator!r} runs at the same sizes"
+        )
+    seeds = sorted(table[(numerator, sizes[0])])
+    if any(sorted(table[(kind, n)]) != seeds for kind in (numerator, denominator) for n in sizes):
+        raise ValueError("results must hold the same seeds for every model and size")
+    # errors[model] is [len(seeds), len(sizes)].
+    errors = {
+        kind: np.array([[table[(kind, n)][s] for n in sizes] for s in seeds])
+        for kind in (numerator, denominator)
+    }
+
+    def ratios(rows) -> np.ndarray:
+        a, b = (errors[kind][rows].mean(axis=0) for kind in (numerator, denominator))
+        return np.array(
+            [samples_to_reach(sizes, a, lv) / samples_to_reach(sizes, b, lv) for lv in levels]
+        )
+
+    point = ratios(np.arange(len(seeds)))
+    rng = np.random.default_rng(seed)
+    draws = np.array([ratios(rng.integers(0, len(seeds), len(seeds))) for _ in range(n_boot)])
+    finite = np.isfinite(draws)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.full(len(levels), np.nan), np.full(len(levels), np.nan)
+    for j in range(len(levels)):
+        if finite[:, j].any():
+            low[j], high[j] = np.percentile(draws[finite[:, j], j], [tail, 100 - tail])
+    return {"levels": levels, "ratio": point, "low": low, "high": high,
+            "reached": finite.mean(axis=0)}
+
+
 def format_summary(summary: dict, decimals: int = 3) -> str:
     """A text table of a :func:`summarize` result: one line per size, ``mean ± sd`` per model.
 
@@ -588,8 +785,9 @@ def plot_sample_complexity(ax, summary: dict, *, title: str | None = None) -> No
 
 def write_outputs(result: dict, out_dir: str | os.PathLike) -> tuple[pathlib.Path, pathlib.Path]:
     """Write ``sample_complexity.json`` (``config`` and ``results`` with the fields ``model``,
-    ``n_train``, ``seed``, ``test_error``, ``epochs``, ``best_epoch``, ``val_error``) and the
-    figure ``sample_complexity.png`` into ``out_dir``; return both paths."""
+    ``n_train``, ``seed``, ``test_error``, ``protocol``, ``recipe``, ``distinct_examples``,
+    ``distinct_examples_total``, ``epochs``, ``best_epoch``, ``val_error``, ``train_error``) and
+    the figure ``sample_complexity.png`` into ``out_dir``; return both paths."""
     # A bare Figure draws without pyplot, so the caller's backend (e.g. inline) is left alone.
     from matplotlib.figure import Figure
 
@@ -597,7 +795,10 @@ def write_outputs(result: dict, out_dir: str | os.PathLike) -> tuple[pathlib.Pat
 
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    keys = ("model", "n_train", "seed", "test_error", "epochs", "best_epoch", "val_error")
+    keys = (
+        "model", "n_train", "seed", "test_error", "protocol", "recipe", "distinct_examples",
+        "distinct_examples_total", "epochs", "best_epoch", "val_error", "train_error",
+    )
     payload = {
         "config": result["config"],
         "results": [{key: record[key] for key in keys} for record in result["results"]],
@@ -617,8 +818,11 @@ CLI_HELP = "test error against training-set size for fixed, adaptive and full mo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``python -m atf_lite sample-complexity``."""
-    defaults = TrainSettings()
+    """Options of ``python -m atf_lite sample-complexity``.
+
+    Training options default to ``None``, meaning "the recipe's value"; set, they override it.
+    """
+    book = TrainSettings()
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument(
         "--mnist-root", default=None,
@@ -631,40 +835,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", choices=MODEL_KINDS, default=list(MODEL_KINDS))
     parser.add_argument("--out", default="sample_complexity_out", help="output directory")
-    parser.add_argument("--width", type=int, default=defaults.width)
-    parser.add_argument("--depth", type=int, default=defaults.depth)
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--momentum", type=float, default=defaults.momentum)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--max-epochs", type=int, default=defaults.max_epochs)
     parser.add_argument(
-        "--patience", type=int, default=defaults.patience,
-        help="early-stopping patience in epochs (0: train all epochs, keep the best)",
+        "--recipe", choices=tuple(RECIPES), default="book",
+        help="complete settings: the book's own, or those of the authors' MNIST configuration "
+        "(pixels / 255, LeCun-normal init, depth 4, SGD 0.01, batch 50)",
     )
-    parser.add_argument("--output-scale", type=float, default=defaults.output_scale)
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, default="fixed-subset",
+        help="one fixed training subset of size n, or a fresh subset of size n every epoch",
+    )
+    parser.add_argument("--preprocessing", choices=PREPROCESSINGS, default=None)
+    parser.add_argument("--init", choices=INITS, default=None)
+    parser.add_argument("--width", type=int, default=None, help=f"book: {book.width}")
+    parser.add_argument(
+        "--depth", type=int, default=None, help=f"hidden layers; book: {book.depth}"
+    )
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
+    parser.add_argument("--lr", type=float, default=None, help=f"book: {book.lr}")
+    parser.add_argument("--momentum", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help=f"book: {book.batch_size}")
+    parser.add_argument("--max-epochs", type=int, default=None, help=f"book: {book.max_epochs}")
+    parser.add_argument(
+        "--patience", type=int, default=None,
+        help=f"early-stopping patience in epochs (0: train all epochs, keep the best); "
+        f"book: {book.patience}",
+    )
+    parser.add_argument("--output-scale", type=float, default=None)
     parser.add_argument("--no-cache", action="store_true", help="recompute every run")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces ``args`` (explicit values only, in a fixed order)."""
+    parts = ["python -m atf_lite sample-complexity"]
+    for name, value in vars(args).items():
+        if name in {"run", "command", "no_cache", "mnist_root"} or value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, (list, tuple)):
+            parts.append(f"{flag} {' '.join(str(v) for v in value)}")
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run the experiment with the parsed ``args``, write JSON and figure, print a summary."""
+    # Only the options given on the command line override the recipe.
+    names = ("init", "width", "depth", "optimizer", "lr", "momentum", "batch_size", "max_epochs",
+             "output_scale", "patience")
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if overrides.get("patience") == 0:
+        overrides["patience"] = None  # train every epoch, keep the best
+    if "batch_size" in overrides:
+        overrides["small_batch"] = None  # an explicit batch size holds at every n
     result = sample_complexity(
         args.dataset,
         sizes=args.sizes,
         seeds=args.seeds,
         models=args.models,
+        recipe=args.recipe,
+        protocol=args.protocol,
+        preprocessing=args.preprocessing,
         mnist_root=args.mnist_root,
         use_cache=not args.no_cache,
-        width=args.width,
-        depth=args.depth,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        batch_size=args.batch_size,
-        max_epochs=args.max_epochs,
-        patience=None if args.patience == 0 else args.patience,
-        output_scale=args.output_scale,
+        **overrides,
     )
+    result["config"]["command"] = _command_line(args)
     json_path, figure_path = write_outputs(result, args.out)
     print(f"test error, mean ± sd over {len(args.seeds)} seeds:")
     print(format_summary(summarize(result["results"]), decimals=4))
