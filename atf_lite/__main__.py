@@ -1,39 +1,10 @@
-"""Command line for full-scale runs: ``python -m atf_lite <command> --help``.
-
-Each command lives in a module of :mod:`atf_lite.experiments` that defines ``CLI_HELP`` (one
-line), ``add_arguments(parser)`` and ``run_cli(args) -> int``.
-"""
+"""``python -m atf_lite <command>``: see :mod:`atf_lite.experiments.cli`."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
 
-COMMANDS = {
-    "alignment": "atf_lite.experiments.alignment_run",
-    "sample-complexity": "atf_lite.experiments.sample_complexity_run",
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m atf_lite",
-        description="Experiments of the adaptive tangent feature book at full scale.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        sub = commands.add_parser(name, help=module.CLI_HELP, description=module.CLI_HELP)
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run_cli)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
-
+from atf_lite.experiments.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

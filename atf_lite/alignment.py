@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from ._types import ArrayLike
+from ._validation import check_square_matrix, to_numpy
 
 __all__ = [
     "label_kernel",
@@ -23,18 +25,9 @@ __all__ = [
 ]
 
 
-def _as_matrix(K, name: str) -> np.ndarray:
-    K = np.asarray(K.detach().cpu() if isinstance(K, torch.Tensor) else K, dtype=np.float64)
-    if K.ndim != 2 or K.shape[0] != K.shape[1]:
-        raise ValueError(f"{name} must be a square matrix, got shape {K.shape}")
-    if not np.all(np.isfinite(K)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return K
-
-
-def label_kernel(y) -> np.ndarray:
+def label_kernel(y: ArrayLike) -> np.ndarray:
     """The label kernel ``y yᵀ`` (float64 ``[n, n]``) of targets ``y`` (``[n]`` or ``[n, 1]``)."""
-    y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y, dtype=np.float64)
+    y = to_numpy(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -44,20 +37,20 @@ def label_kernel(y) -> np.ndarray:
     return np.outer(y, y)
 
 
-def center_kernel(K) -> np.ndarray:
+def center_kernel(K: ArrayLike) -> np.ndarray:
     """``C K C`` with the centring matrix ``C = I − 11ᵀ/n`` (float64 ``[n, n]``)."""
-    K = _as_matrix(K, "K")
+    K = check_square_matrix(K, "K")
     return K - K.mean(axis=0, keepdims=True) - K.mean(axis=1, keepdims=True) + K.mean()
 
 
-def kernel_alignment(K1, K2, centered: bool = False) -> float:
+def kernel_alignment(K1: ArrayLike, K2: ArrayLike, *, centered: bool = False) -> float:
     """Cosine similarity ``⟨K1, K2⟩_F / (‖K1‖_F ‖K2‖_F)`` of two ``[n, n]`` kernel matrices.
 
     ``centered=True`` centres both kernels first.  Raises ``ValueError`` when either kernel is
     zero (after centring), where the alignment is undefined.
     """
-    A = _as_matrix(K1, "K1")
-    B = _as_matrix(K2, "K2")
+    A = check_square_matrix(K1, "K1")
+    B = check_square_matrix(K2, "K2")
     if A.shape != B.shape:
         raise ValueError(f"K1 and K2 must have the same shape, got {A.shape} and {B.shape}")
     if centered:
@@ -85,11 +78,11 @@ class KernelDecomposition:
     relative_residual: float
 
 
-def decompose_kernel(K, K0, K_label) -> KernelDecomposition:
+def decompose_kernel(K: ArrayLike, K0: ArrayLike, K_label: ArrayLike) -> KernelDecomposition:
     """Fit ``K ≈ a K0 + b K_label + R`` by least squares over the entries (all ``[n, n]``)."""
-    K = _as_matrix(K, "K")
-    K0 = _as_matrix(K0, "K0")
-    K_label = _as_matrix(K_label, "K_label")
+    K = check_square_matrix(K, "K")
+    K0 = check_square_matrix(K0, "K0")
+    K_label = check_square_matrix(K_label, "K_label")
     if not K.shape == K0.shape == K_label.shape:
         raise ValueError(
             f"K, K0 and K_label must have the same shape, got {K.shape}, {K0.shape}, "

@@ -52,7 +52,9 @@ def cache_key(name: str, config: dict[str, Any]) -> str:
     return f"{name}-{digest}"
 
 
-def cached(name: str, config: dict[str, Any], compute: Callable[[], Any], *, use_cache=True):
+def cached(
+    name: str, config: dict[str, Any], compute: Callable[[], Any], *, use_cache: bool = True
+) -> Any:
     """Return ``compute()``, loading it from / saving it to the cache when ``use_cache``.
 
     The result must be picklable.  Writes are atomic (temporary file, then rename), so an

@@ -27,6 +27,7 @@ import torch
 
 __all__ = [
     "MNIST_ENV_VAR",
+    "DATASETS",
     "PREPROCESSINGS",
     "preprocess",
     "scale_pixels",
@@ -37,10 +38,11 @@ __all__ = [
     "load_mnist_pair",
     "load_mnist_multiclass",
     "mnist_root",
-    "random_feature_targets",
 ]
 
 MNIST_ENV_VAR = "ATF_LITE_MNIST_DIR"
+#: The data sets the experiments run on.
+DATASETS = ("digits", "mnist")
 
 # IDX magic numbers: two zero bytes, a type code (0x08 = unsigned byte), the number of dimensions.
 _IDX_UBYTE = 0x08
@@ -106,7 +108,9 @@ def _subset(n_available: int, n: int | None, seed: int, what: str) -> np.ndarray
     return np.sort(rng.choice(n_available, size=n, replace=False))
 
 
-def _pair(images, classes, a, b, n, seed, what):
+def _pair(
+    images: np.ndarray, classes: np.ndarray, a: int, b: int, n: int | None, seed: int, what: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     _check_pair(a, b)
     keep = np.flatnonzero((classes == a) | (classes == b))
     keep = keep[_subset(len(keep), n, seed, f"classes {a} and {b} of {what}")]
@@ -114,7 +118,9 @@ def _pair(images, classes, a, b, n, seed, what):
     return preprocess(images[keep]), torch.from_numpy(labels).to(torch.float32)
 
 
-def load_digits_pair(a: int = 2, b: int = 3, n: int | None = None, seed: int = 0):
+def load_digits_pair(
+    a: int = 2, b: int = 3, *, n: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Two classes of scikit-learn's 8×8 digits.
 
     Returns ``(X, labels)``: ``X`` float32 ``[n, 64]`` (rows centred, unit norm), ``labels``
@@ -128,8 +134,8 @@ def load_digits_pair(a: int = 2, b: int = 3, n: int | None = None, seed: int = 0
 
 
 def load_digits_multiclass(
-    n: int | None = None, seed: int = 0, preprocessing: str = "unit-norm"
-):
+    *, n: int | None = None, seed: int = 0, preprocessing: str = "unit-norm"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """All ten classes of scikit-learn's digits: ``X`` float32 ``[n, 64]``, labels int64 ``[n]``.
 
     ``preprocessing``: ``"unit-norm"`` (rows centred, unit norm; the default everywhere) or
@@ -208,7 +214,9 @@ def _find(root: pathlib.Path, stem: str) -> pathlib.Path:
     )
 
 
-def load_mnist(root: str | os.PathLike | None = None, split: str = "test"):
+def load_mnist(
+    root: str | os.PathLike | None = None, *, split: str = "test"
+) -> tuple[np.ndarray, np.ndarray]:
     """Raw MNIST: images uint8 ``[N, 28, 28]`` and labels uint8 ``[N]`` of ``split``."""
     if split not in _MNIST_FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -230,28 +238,30 @@ def load_mnist(root: str | os.PathLike | None = None, split: str = "test"):
 def load_mnist_pair(
     a: int = 2,
     b: int = 3,
+    *,
     n: int | None = 500,
     root: str | os.PathLike | None = None,
     split: str = "test",
     seed: int = 0,
-):
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Two MNIST classes, preprocessed: ``X`` float32 ``[n, 784]``, labels ``±1`` (``a`` → −1).
 
     ``root`` defaults to ``$ATF_LITE_MNIST_DIR``; ``n`` images are drawn at random with ``seed``
     from the two classes of ``split`` (``None`` keeps them all).
     """
     _check_pair(a, b)
-    images, classes = load_mnist(root, split)
+    images, classes = load_mnist(root, split=split)
     return _pair(images, classes, a, b, n, seed, f"the MNIST {split} split")
 
 
 def load_mnist_multiclass(
+    *,
     n: int | None = None,
     root: str | os.PathLike | None = None,
     split: str = "test",
     seed: int = 0,
     preprocessing: str = "unit-norm",
-):
+) -> tuple[torch.Tensor, torch.Tensor]:
     """All ten MNIST classes: ``X`` float32 ``[n, 784]``, labels int64 ``[n]``.
 
     ``preprocessing``: ``"unit-norm"`` (rows centred, unit norm) or ``"pixel-scale"``
@@ -259,52 +269,7 @@ def load_mnist_multiclass(
     """
     if preprocessing not in PREPROCESSINGS:
         raise ValueError(f"preprocessing must be one of {PREPROCESSINGS}, got {preprocessing!r}")
-    images, classes = load_mnist(root, split)
+    images, classes = load_mnist(root, split=split)
     keep = _subset(len(classes), n, seed, f"the MNIST {split} split")
     X = _prepare(images[keep], preprocessing, max_value=255.0)
     return X, torch.from_numpy(classes[keep].astype(np.int64))
-
-
-def random_feature_targets(
-    X: torch.Tensor,
-    labels: torch.Tensor,
-    width: int = 256,
-    seed: int = 0,
-    ridge: float = 1e-3,
-    depth: int = 2,
-) -> torch.Tensor:
-    """Targets that random network features predict well: the paper's ``y`` of Figure 1.
-
-    Draws an independent random ReLU network (:func:`atf_lite.models.mlp` with ``depth``
-    hidden layers of ``width`` units, He initialisation, seeded by ``seed``), takes its last
-    hidden layer ``F`` (``[n, width]``) on ``X`` (``[n, d]``) and returns ``y = F w`` (float32
-    ``[n]``) with ``w`` the ridge-regularised least-squares fit of ``labels`` (``[n]``):
-    ``w = argmin ‖F w − labels‖² + λ ‖w‖²``.  The penalty is relative to the scale of the
-    features, ``λ = ridge · ‖F‖_F² / width`` (the mean eigenvalue of ``FᵀF``), so the default
-    is close to the plain least-squares fit while staying well posed when some units are
-    inactive on every input.
-    """
-    from .models import mlp
-
-    if not isinstance(X, torch.Tensor) or X.ndim != 2:
-        raise ValueError(f"X must be a [n, d] tensor, got {getattr(X, 'shape', type(X))}")
-    labels = torch.as_tensor(labels)
-    if labels.shape != (X.shape[0],):
-        raise ValueError(
-            f"labels must have shape [{X.shape[0]}] to match X, got {tuple(labels.shape)}"
-        )
-    if not torch.isfinite(X).all() or not torch.isfinite(labels.double()).all():
-        raise ValueError("X or labels contains NaN or infinite values")
-    if not isinstance(depth, (int, np.integer)) or depth < 1:
-        raise ValueError(f"depth must be a positive integer (hidden layers), got {depth!r}")
-    if not np.isfinite(ridge) or not ridge > 0:
-        raise ValueError(f"ridge must be a positive number, got {ridge!r}")
-    network = mlp(X.shape[1], width, depth, seed=seed)
-    with torch.no_grad():
-        features = network[:-1](X.to(torch.float32)).double()  # drop the output layer
-    scale = float(features.square().sum()) / width
-    if scale == 0:
-        raise ValueError("the random network's last hidden layer is zero on every input of X")
-    gram = features.T @ features + ridge * scale * torch.eye(width, dtype=torch.float64)
-    weights = torch.linalg.solve(gram, features.T @ labels.double())
-    return (features @ weights).to(torch.float32)

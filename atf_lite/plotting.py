@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+from ._validation import to_numpy
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.image import AxesImage
 
 __all__ = ["COLORS", "use_style", "heatmap", "loglog_slope"]
 
-# A colour-blind-safe palette (Okabe–Ito); chapters refer to colours by role.
+#: A colour-blind-safe palette (Okabe–Ito); chapters refer to colours by role.
 COLORS = {
     "blue": "#0072B2",
     "orange": "#E69F00",
@@ -50,13 +59,21 @@ def use_style() -> None:
     mpl.rcParams.update(style)
 
 
-def heatmap(ax, K, *, title: str | None = None, order=None, symmetric: bool = False, **kwargs):
+def heatmap(
+    ax: Axes,
+    K: Any,
+    *,
+    title: str | None = None,
+    order: Sequence[int] | np.ndarray | None = None,
+    symmetric: bool = False,
+    **kwargs: Any,
+) -> AxesImage:
     """Show the matrix ``K`` (``[n, n]``) on ``ax``, rows and columns permuted by ``order``.
 
     ``symmetric=True`` centres the colour scale at zero (for kernels with negative entries).
     Returns the image, for a colour bar.
     """
-    K = np.asarray(K.detach().cpu() if hasattr(K, "detach") else K, dtype=float)
+    K = to_numpy(K)
     if K.ndim != 2:
         raise ValueError(f"K must be a matrix, got shape {K.shape}")
     if order is not None:
@@ -76,7 +93,7 @@ def heatmap(ax, K, *, title: str | None = None, order=None, symmetric: bool = Fa
     return image
 
 
-def loglog_slope(x, y) -> float:
+def loglog_slope(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Least-squares slope of ``log y`` against ``log x`` (the growth exponent of ``y``)."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)

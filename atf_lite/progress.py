@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 __all__ = ["progress_bar", "progress_enabled"]
+
+T = TypeVar("T")
 
 
 def progress_enabled() -> bool:
@@ -19,7 +23,14 @@ def progress_enabled() -> bool:
     return os.environ.get("ATF_LITE_PROGRESS", "1").strip().lower() not in {"0", "false", "no"}
 
 
-def progress_bar(iterable=None, *, total=None, desc=None, enabled=None, **kwargs):
+def progress_bar(
+    iterable: Iterable[T] | None = None,
+    *,
+    total: int | None = None,
+    desc: str | None = None,
+    enabled: bool | None = None,
+    **kwargs: Any,
+) -> Iterable[T]:
     """A tqdm bar over ``iterable``; ``enabled=None`` follows :func:`progress_enabled`."""
     if importlib.util.find_spec("ipywidgets") is not None:
         from tqdm.auto import tqdm

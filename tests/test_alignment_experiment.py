@@ -1,20 +1,32 @@
 """The kernel-alignment experiment end to end (tiny sizes), its CLI, and its targets."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from atf_lite import tangent
-from atf_lite.__main__ import main
+import atf_lite
 from atf_lite.alignment import kernel_alignment as cosine
 from atf_lite.alignment import label_kernel
 from atf_lite.cache import cache_dir
-from atf_lite.data import load_digits_pair, random_feature_targets
-from atf_lite.experiments import alignment_run
-from atf_lite.experiments import kernel_alignment as lazy_kernel_alignment
-from atf_lite.models import mlp
+from atf_lite.data import load_digits_pair
+from atf_lite.experiments.alignment_report import diagonal_quarters, format_seed_table, summary
+from atf_lite.experiments.alignment_run import (
+    TARGET_SEED_OFFSET,
+    TASKS,
+    AlignmentSettings,
+    alignment_experiment,
+    alignment_experiment_seeds,
+    quadrature_table,
+    random_feature_targets,
+)
+from atf_lite.experiments.cli import main
+from atf_lite.networks.functional import model_output
+from atf_lite.networks.mlp import mlp
+from atf_lite.networks.path_averaging import path_averaged_features
+from atf_lite.networks.tangent import tangent_kernel
 
 TINY = dict(n=40, width=16, epochs=30, nodes=64)
 
@@ -25,11 +37,14 @@ def tiny(tmp_path_factory):
     # this computation at its own directory explicitly.
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ATF_LITE_CACHE_DIR", str(tmp_path_factory.mktemp("tiny_cache")))
-        return alignment_run.kernel_alignment(seed=1, **TINY)
+        return alignment_experiment(AlignmentSettings(seed=1, **TINY))
 
 
-def test_lazy_import_is_the_experiment():
-    assert lazy_kernel_alignment is alignment_run.kernel_alignment
+def test_public_surface_is_the_experiment():
+    assert atf_lite.alignment_experiment is alignment_experiment
+    assert atf_lite.AlignmentSettings is AlignmentSettings
+    # The cosine similarity keeps the name kernel_alignment; the experiment does not share it.
+    assert atf_lite.kernel_alignment is cosine
 
 
 def test_random_feature_targets_project_labels_on_random_features():
@@ -75,8 +90,8 @@ def test_experiment_quantities_agree_with_their_definitions(tiny):
     X, labels = load_digits_pair(n=n, seed=1)
     torch.testing.assert_close(result.X, X)
     # By default the random network behind the targets has the trained network's width.
-    assert result.config["target_width"] == 16
-    y = random_feature_targets(X, labels, width=16, seed=alignment_run.TARGET_SEED_OFFSET + 1)
+    assert result.settings.target_width == 16
+    y = random_feature_targets(X, labels, width=16, seed=TARGET_SEED_OFFSET + 1)
     np.testing.assert_allclose(result.y, y.numpy())
     np.testing.assert_array_equal(result.order, np.argsort(result.y))
     model = result.model()
@@ -87,18 +102,19 @@ def test_experiment_quantities_agree_with_their_definitions(tiny):
         # Both tasks start from the same initialisation, whose kernel is K0.
         for name, value in task.params0.items():
             torch.testing.assert_close(value, regression.params0[name])
-        K0 = tangent.tangent_kernel(model, result.X, params=task.params0).double().numpy()
+        K0 = tangent_kernel(result.X, model, task.params0).double().numpy()
         np.testing.assert_allclose(result.K0, K0, rtol=1e-5, atol=1e-5)
-        K_final = tangent.tangent_kernel(model, result.X, params=task.params1).double().numpy()
+        K_final = tangent_kernel(result.X, model, task.params1).double().numpy()
         np.testing.assert_allclose(task.K_final, K_final, rtol=1e-5, atol=1e-5)
-        Phi_bar, residual = tangent.path_averaged_features(
-            model, task.params0, task.params1, result.X, nodes=TINY["nodes"]
+        path = path_averaged_features(
+            result.X, model, task.params0, task.params1, nodes=TINY["nodes"]
         )
+        Phi_bar, residual = path.Phi_bar, path.residual
         np.testing.assert_allclose(task.K_bar, (Phi_bar @ Phi_bar.T).double(), rtol=1e-4)
         assert task.identity_residual == pytest.approx(residual, rel=1e-4)
         assert task.identity_residual < 0.05
         # Outputs and kernels as stored.
-        output1 = tangent.model_output(model, result.X, task.params1).double().numpy()
+        output1 = model_output(result.X, model, task.params1).double().numpy()
         np.testing.assert_allclose(task.output1, output1, rtol=1e-6)
         K_out = label_kernel(task.output1 - task.output0)
         np.testing.assert_allclose(task.K_output, K_out)
@@ -123,15 +139,15 @@ def test_diagonal_quarters_and_summary(tiny):
     result = tiny
     order = np.argsort(np.abs(result.y))
     diagonal = np.diag(result.tasks["sign"].K_bar)
-    small, large = alignment_run.diagonal_quarters(result)
+    small, large = diagonal_quarters(result)
     assert small == pytest.approx(diagonal[order[:10]].mean())
     assert large == pytest.approx(diagonal[order[-10:]].mean())
     with pytest.raises(ValueError, match="kernel"):
-        alignment_run.diagonal_quarters(result, kernel="K9")
+        diagonal_quarters(result, kernel="K9")
     with pytest.raises(ValueError, match="task"):
-        alignment_run.diagonal_quarters(result, task="classification")
-    payload = json.loads(json.dumps(alignment_run.summary(result)))
-    for task in alignment_run.TASKS:
+        diagonal_quarters(result, task="classification")
+    payload = json.loads(json.dumps(summary(result)))
+    for task in TASKS:
         entry = payload["tasks"][task]
         for key in ("alignment", "alignment_change", "identity_residual", "train_loss"):
             assert entry[key] == pytest.approx(getattr(result.tasks[task], key))
@@ -141,27 +157,42 @@ def test_diagonal_quarters_and_summary(tiny):
 
 
 def test_results_are_cached_and_deterministic():
-    settings = dict(n=24, width=8, epochs=5, nodes=8)
-    first = alignment_run.kernel_alignment(**settings)
+    settings = AlignmentSettings(n=24, width=8, epochs=5, nodes=8)
+    first = alignment_experiment(settings)
     assert len(list(cache_dir().glob("kernel-alignment-*.pkl"))) == 1
-    cached = alignment_run.kernel_alignment(**settings)
+    cached = alignment_experiment(settings)
     np.testing.assert_array_equal(cached.tasks["sign"].K_bar, first.tasks["sign"].K_bar)
-    fresh = alignment_run.kernel_alignment(**settings, use_cache=False)
+    fresh = alignment_experiment(settings, use_cache=False)
     np.testing.assert_allclose(fresh.tasks["sign"].K_bar, first.tasks["sign"].K_bar, rtol=1e-5)
     assert fresh.tasks["regression"].losses.tolist() == first.tasks["regression"].losses.tolist()
     # A different setting is a different cache entry.
-    alignment_run.kernel_alignment(**{**settings, "nodes": 4})
+    alignment_experiment(dataclasses.replace(settings, nodes=4))
     assert len(list(cache_dir().glob("kernel-alignment-*.pkl"))) == 2
 
 
+def test_settings_are_normalised_and_recorded():
+    settings = AlignmentSettings(pair=[4, 9], width=np.int64(8), n=np.int64(30))
+    assert settings.pair == (4, 9) and type(settings.width) is int and type(settings.n) is int
+    # The target width defaults to the width; the record holds the fixed parts of the protocol.
+    assert settings.target_width == 8
+    assert settings.as_dict() == {
+        "dataset": "digits", "pair": [4, 9], "n": 30, "width": 8, "depth": 2, "seed": 0,
+        "epochs": 200, "lr": 0.1, "momentum": 0.9, "batch_size": 32, "nodes": 512,
+        "rule": "gauss-legendre", "ridge": 1e-3, "target_width": 8, "schedule": "cosine",
+        "mnist_split": "test",
+    }
+    with pytest.raises(TypeError, match="AlignmentSettings"):
+        alignment_experiment({"seed": 0})
+
+
 def test_seed_table_reports_each_seed_and_mean(tiny):
-    table = alignment_run.format_seed_table([tiny, tiny], metrics=("alignment",))
+    table = format_seed_table([tiny, tiny], metrics=("alignment",))
     value = tiny.tasks["sign"].alignment
     sign_row = [line for line in table.splitlines() if line.split()[:2] == ["alignment", "sign"]]
     assert len(sign_row) == 1
     assert sign_row[0].split()[2:] == [f"{value:.3f}", f"{value:.3f}", f"{value:.3f}", "±", "0.000"]
     with pytest.raises(ValueError, match="empty"):
-        alignment_run.format_seed_table([])
+        format_seed_table([])
 
 
 def test_experiment_rejects_bad_settings():
@@ -175,14 +206,15 @@ def test_experiment_rejects_bad_settings():
         (dict(momentum=1.0), "momentum"),
         (dict(rule="simpson"), "rule"),
         (dict(seed=-1), "seed"),
-        (dict(threads=0), "threads"),
         (dict(batch_size=0), "batch_size"),
         (dict(target_width=0), "target_width"),
     ):
         with pytest.raises(ValueError, match=message):
-            alignment_run.kernel_alignment(**kwargs)
+            AlignmentSettings(**kwargs)
+    with pytest.raises(ValueError, match="threads"):
+        alignment_experiment(AlignmentSettings(), threads=0)
     with pytest.raises(ValueError, match="seeds"):
-        alignment_run.kernel_alignment_seeds([])
+        alignment_experiment_seeds(AlignmentSettings(), [])
 
 
 def test_cli_writes_figures_and_summary(tmp_path):
@@ -197,7 +229,7 @@ def test_cli_writes_figures_and_summary(tmp_path):
     assert payload["config"]["pair"] == [4, 9] and payload["config"]["seed"] == 2
     assert payload["config"]["target_width"] == 4 and "--target-width 4" in payload["command"]
     X, labels = load_digits_pair(4, 9, n=30, seed=2)
-    y = random_feature_targets(X, labels, width=4, seed=alignment_run.TARGET_SEED_OFFSET + 2)
+    y = random_feature_targets(X, labels, width=4, seed=TARGET_SEED_OFFSET + 2)
     assert payload["targets"]["fraction_abs_y_below_half"] == pytest.approx(
         np.mean(np.abs(y.numpy()) < 0.5)
     )
@@ -230,15 +262,15 @@ def test_mnist_end_to_end(mnist_dir, tmp_path):
 
 
 def test_quadrature_table_matches_direct_residuals(tiny):
-    table = alignment_run.quadrature_table(tiny, "regression", nodes=(4, 16), rules=("riemann",))
+    table = quadrature_table(tiny, task="regression", nodes=(4, 16), rules=("riemann",))
     run = tiny.tasks["regression"]
-    _, direct = tangent.path_averaged_features(
-        tiny.model(), run.params0, run.params1, tiny.X, nodes=16, rule="riemann"
-    )
+    direct = path_averaged_features(
+        tiny.X, tiny.model(), run.params0, run.params1, nodes=16, rule="riemann"
+    ).residual
     assert list(table) == ["riemann"] and table["riemann"][1] == pytest.approx(direct, rel=1e-5)
     assert table["riemann"][1] < table["riemann"][0]
     assert len(list(cache_dir().glob("quadrature-residuals-*.pkl"))) == 1
     with pytest.raises(ValueError, match="task"):
-        alignment_run.quadrature_table(tiny, "classification")
+        quadrature_table(tiny, task="classification")
     with pytest.raises(ValueError, match="rule"):
-        alignment_run.quadrature_table(tiny, rules=("simpson",))
+        quadrature_table(tiny, rules=("simpson",))

@@ -148,10 +148,10 @@ def test_mnist_errors(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte"):
         data.load_mnist_pair(root=tmp_path)
     with pytest.raises(ValueError, match="split"):
-        data.load_mnist(root=tmp_path, split="validation")
+        data.load_mnist(tmp_path, split="validation")
     fake_mnist(tmp_path, "test", n=100)
     with pytest.raises(ValueError, match="should hold 10000"):
-        data.load_mnist(root=tmp_path)
+        data.load_mnist(tmp_path)
     with pytest.raises(ValueError, match="a and b must be different"):
         data.load_mnist_pair(5, 5, root=tmp_path)
 
@@ -163,7 +163,7 @@ def test_mnist_n_larger_than_available(tmp_path):
 
 
 def test_real_mnist_test_split(mnist_dir):
-    images, labels = data.load_mnist(mnist_dir, "test")
+    images, labels = data.load_mnist(mnist_dir, split="test")
     assert images.shape == (10_000, 28, 28) and labels.shape == (10_000,)
     assert np.bincount(labels).tolist()[2:4] == [1032, 1010]
     X, y = data.load_mnist_pair(2, 3, n=500, root=mnist_dir)

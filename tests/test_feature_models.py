@@ -9,16 +9,15 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.func import jacrev
 
-from atf_lite.models import (
+from atf_lite.networks.classifier import ClassifierScore, evaluate_classifier, fit_classifier
+from atf_lite.networks.feature_models import (
     MODEL_KINDS,
     AdaptiveNet,
     FullNet,
     LinearizedNet,
-    evaluate_classifier,
     feature_model,
-    fit_classifier,
-    mlp,
 )
+from atf_lite.networks.mlp import mlp
 
 # The models here are tiny: a thread pool only adds overhead (and contention).
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -175,7 +174,7 @@ def test_full_net_training_leaves_base_untouched():
     before = [p.detach().clone() for p in base.parameters()]
     X, y = inputs(30, 4, 1), torch.arange(30) % 3
     for kind in MODEL_KINDS:
-        fit_classifier(feature_model(kind, base), X, y, X, y, max_epochs=3, patience=None)
+        fit_classifier(X, y, X, y, feature_model(kind, base), max_epochs=3, patience=None)
     assert all(torch.equal(a, b) for a, b in zip(before, base.parameters()))
 
 
@@ -219,8 +218,17 @@ def test_fit_learns_and_is_deterministic(kind, optimizer, lr):
     for _ in range(2):
         model = feature_model(kind, mlp(4, 16, 1, d_out=3, seed=0))
         fit = fit_classifier(
-            model, X, y, X_val, y_val, optimizer=optimizer, lr=lr, batch_size=16,
-            max_epochs=40, patience=10, seed=5,
+            X,
+            y,
+            X_val,
+            y_val,
+            model,
+            optimizer=optimizer,
+            lr=lr,
+            batch_size=16,
+            max_epochs=40,
+            patience=10,
+            seed=5,
         )
         results.append((fit, [p.detach().clone() for p in model.parameters()], model))
     (fit, params, model), (fit2, params2, _) = results
@@ -228,7 +236,7 @@ def test_fit_learns_and_is_deterministic(kind, optimizer, lr):
     assert all(torch.equal(a, b) for a, b in zip(params, params2))
     assert fit.train_losses[-1] < 0.5 * math.log(3)
     # The kept parameters are those of the best epoch.
-    assert evaluate_classifier(model, X_val, y_val)[0] == fit.best_val_error
+    assert evaluate_classifier(X_val, y_val, model).error == fit.best_val_error
     assert fit.best_val_error == min(fit.val_errors) == 0.0
 
 
@@ -238,13 +246,14 @@ def test_early_stopping_restores_best_epoch():
     X_val, y_val = separable_problem(30, 3)
     y_val = (y_val + 1) % 3
     model = FullNet(mlp(4, 16, 1, d_out=3, seed=0))
-    fit = fit_classifier(model, X, y, X_val, y_val, lr=0.05, max_epochs=200, patience=5)
+    fit = fit_classifier(X, y, X_val, y_val, model, lr=0.05, max_epochs=200, patience=5)
     assert fit.epochs_run == fit.best_epoch + 5 < 200
     assert len(fit.val_errors) == len(fit.train_losses) == fit.epochs_run
     best = min(zip(fit.val_errors, fit.val_losses))
     assert (fit.val_errors[fit.best_epoch - 1], fit.val_losses[fit.best_epoch - 1]) == best
-    error, loss = evaluate_classifier(model, X_val, y_val)
-    assert (error, loss) == pytest.approx(best, rel=1e-6)
+    score = evaluate_classifier(X_val, y_val, model)
+    assert isinstance(score, ClassifierScore)
+    assert (score.error, score.loss) == pytest.approx(best, rel=1e-6)
 
 
 def test_fit_rejects_bad_input():
@@ -260,20 +269,20 @@ def test_fit_rejects_bad_input():
     ]
     for kwargs, error, match in cases:
         with pytest.raises(error, match=match):
-            fit_classifier(model, X, y, X, y, **kwargs)
+            fit_classifier(X, y, X, y, model, **kwargs)
     with pytest.raises(TypeError, match="y_train"):
-        fit_classifier(model, X, y.float(), X, y)
+        fit_classifier(X, y.float(), X, y, model)
     with pytest.raises(ValueError, match="X_val"):
-        fit_classifier(model, X, y, X[:, :3], y)
+        fit_classifier(X, y, X[:, :3], y, model)
     with pytest.raises(ValueError, match="X_train"):
-        fit_classifier(model, X, y[:5], X, y)
+        fit_classifier(X, y[:5], X, y, model)
     bad = X.clone()
     bad[0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
-        fit_classifier(model, bad, y, X, y)
+        fit_classifier(bad, y, X, y, model)
     with pytest.raises(ValueError, match="outputs"):
-        fit_classifier(model, X, y + 1, X, y)
+        fit_classifier(X, y + 1, X, y, model)
     with pytest.raises(ValueError, match="y_val"):
-        fit_classifier(model, X, y, X, y - 1)
+        fit_classifier(X, y, X, y - 1, model)
     with pytest.raises(FloatingPointError, match="diverged"):
-        fit_classifier(model, 1e3 * X, y, X, y, lr=1e6, max_epochs=5)
+        fit_classifier(1e3 * X, y, X, y, model, lr=1e6, max_epochs=5)

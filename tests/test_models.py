@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from atf_lite.models import mlp, train
+from atf_lite.networks.mlp import mlp
+from atf_lite.networks.training import train
 
 
 def test_mlp_architecture_and_initialisation():
@@ -45,7 +46,7 @@ def test_train_reduces_loss_and_is_deterministic():
     runs = []
     for _ in range(2):
         model = mlp(5, 64, 2, seed=1)
-        result = train(model, X, y, epochs=60, lr=0.05, batch_size=16, seed=2)
+        result = train(X, y, model, epochs=60, lr=0.05, batch_size=16, seed=2)
         runs.append(result)
         # params1 are the trained model's own parameters, detached copies.
         for name, value in model.named_parameters():
@@ -63,11 +64,11 @@ def test_train_reduces_loss_and_is_deterministic():
 def test_train_full_batch_cosine_and_cross_entropy():
     X, y = regression_problem(n=40)
     model = mlp(5, 32, 1, seed=0)
-    result = train(model, X, y, epochs=5, lr=0.01, schedule="constant")
+    result = train(X, y, model, epochs=5, lr=0.01, schedule="constant")
     assert len(result.losses) == 5
     labels = (y > 0).long()
     classifier = mlp(5, 32, 1, d_out=2, seed=0)
-    result = train(classifier, X, labels, epochs=100, lr=0.1, loss="cross_entropy")
+    result = train(X, labels, classifier, epochs=100, lr=0.1, loss="cross_entropy")
     accuracy = (classifier(X).argmax(1) == labels).float().mean().item()
     assert result.losses[-1] < result.losses[0] and accuracy > 0.9
 
@@ -86,14 +87,14 @@ def test_train_bad_arguments(kwargs, error, match):
     X, y = regression_problem(n=8)
     args = {"epochs": 1, "lr": 0.1} | kwargs
     with pytest.raises(error, match=match):
-        train(mlp(5, 4, 1), X, y, **args)
+        train(X, y, mlp(5, 4, 1), **args)
 
 
 def test_train_bad_data_and_divergence():
     X, y = regression_problem(n=8)
     with pytest.raises(ValueError, match="X must be"):
-        train(mlp(5, 4, 1), X, y[:4], epochs=1, lr=0.1)
+        train(X, y[:4], mlp(5, 4, 1), epochs=1, lr=0.1)
     with pytest.raises(ValueError, match="NaN"):
-        train(mlp(5, 4, 1), X, y * math.nan, epochs=1, lr=0.1)
+        train(X, y * math.nan, mlp(5, 4, 1), epochs=1, lr=0.1)
     with pytest.raises(FloatingPointError, match="diverged"):
-        train(mlp(5, 64, 3), X, 100 * y, epochs=50, lr=10.0, momentum=0.99)
+        train(X, 100 * y, mlp(5, 64, 3), epochs=50, lr=10.0, momentum=0.99)

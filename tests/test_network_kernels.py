@@ -6,9 +6,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atf_lite import network_kernels as nk
-from atf_lite import tangent
-from atf_lite.models import mlp
+from atf_lite.networks.kernels import (
+    dense_layer_names,
+    eigen_overlaps,
+    layer_adapted_kernel,
+    quadrature_residuals,
+    weight_change_spectra,
+    weight_change_transforms,
+)
+from atf_lite.networks.mlp import mlp
+from atf_lite.networks.path_averaging import path_averaged_features
+from atf_lite.networks.tangent import naive_tangent_features, tangent_kernel
 
 DTYPE = torch.float64
 
@@ -38,10 +46,10 @@ def explicit_adapted_kernel(model, X1, X2, transforms):
     ``M = g h̃ᵀ``; Γᵀ maps ``M ↦ Aᵀ M B``, i.e. ``vec_row(M) ↦ (Aᵀ ⊗ Bᵀ) vec_row(M)``.
     """
     theta = dict(model.named_parameters())
-    Phi1 = tangent.naive_tangent_features(model, X1)
-    Phi2 = tangent.naive_tangent_features(model, X2)
+    Phi1 = naive_tangent_features(X1, model)
+    Phi2 = naive_tangent_features(X2, model)
     K, offset = 0.0, 0
-    for name, (A, B) in zip(nk.dense_layer_names(model), transforms):
+    for name, (A, B) in zip(dense_layer_names(model), transforms):
         m, d = theta[f"{name}.weight"].shape
         has_bias = f"{name}.bias" in theta
         M1, _ = layer_feature_matrices(Phi1, offset, m, d, has_bias)
@@ -61,17 +69,17 @@ def test_layer_adapted_kernel_equals_kronecker_transformed_features(bias):
     transforms = [
         (random_matrix(m, 10 + i), random_matrix(d, 20 + i)) for i, (m, d) in enumerate(sizes)
     ]
-    K = nk.layer_adapted_kernel(model, X1, transforms, X2=X2)
+    K = layer_adapted_kernel(X1, model, transforms, X2=X2)
     torch.testing.assert_close(K, explicit_adapted_kernel(model, X1, X2, transforms))
 
 
 def test_identity_transforms_give_the_tangent_kernel():
     model = mlp(6, 10, 3, seed=3, dtype=DTYPE)
     X = inputs(8, 6, 4)
-    K = nk.layer_adapted_kernel(model, X, [None] * 4)
-    torch.testing.assert_close(K, tangent.tangent_kernel(model, X, method="jacobian"))
+    K = layer_adapted_kernel(X, model, [None] * 4)
+    torch.testing.assert_close(K, tangent_kernel(X, model, method="jacobian"))
     eye = [(torch.eye(10, dtype=DTYPE), torch.eye(7, dtype=DTYPE))]
-    K_eye = nk.layer_adapted_kernel(model, X, eye + [None] * 3)
+    K_eye = layer_adapted_kernel(X, model, eye + [None] * 3)
     torch.testing.assert_close(K_eye, K)
 
 
@@ -79,15 +87,15 @@ def test_layer_adapted_kernel_rejects_bad_transforms():
     model = mlp(3, 4, 1, seed=0, dtype=DTYPE)
     X = inputs(3, 3, 0)
     with pytest.raises(ValueError, match="one entry per dense layer"):
-        nk.layer_adapted_kernel(model, X, [None])
+        layer_adapted_kernel(X, model, [None])
     with pytest.raises(ValueError, match=r"transforms\[0\]\[1\] \(B\) must have shape \(4, 4\)"):
-        nk.layer_adapted_kernel(model, X, [(torch.eye(4), torch.eye(3)), None])
+        layer_adapted_kernel(X, model, [(torch.eye(4), torch.eye(3)), None])
     with pytest.raises(ValueError, match=r"transforms\[1\]\[0\] \(A\) contains NaN"):
-        nk.layer_adapted_kernel(model, X, [None, (torch.full((1, 1), np.nan), torch.eye(5))])
+        layer_adapted_kernel(X, model, [None, (torch.full((1, 1), np.nan), torch.eye(5))])
     with pytest.raises(ValueError, match="pair"):
-        nk.layer_adapted_kernel(model, X, [(torch.eye(4),), None])
+        layer_adapted_kernel(X, model, [(torch.eye(4),), None])
     with pytest.raises(TypeError, match="nn.Sequential"):
-        nk.dense_layer_names(torch.nn.Linear(2, 1))
+        dense_layer_names(torch.nn.Linear(2, 1))
 
 
 @settings(max_examples=15, deadline=None)
@@ -99,11 +107,11 @@ def test_weight_change_transforms_scale_the_top_singular_directions(scale, rank,
     params1 = {
         k: v + torch.randn(v.shape, generator=generator, dtype=DTYPE) for k, v in params0.items()
     }
-    spectra = nk.weight_change_spectra(model, params0, params1)
+    spectra = weight_change_spectra(model, params0, params1)
     assert [len(s) for s in spectra] == [5, 1]  # [ΔW, Δb] is 6 × 5, then 1 × 7
     assert np.all(np.diff(spectra[0]) <= 1e-12)
     # The last layer's change has rank one, so only rank 1 is valid there: use layer 0 alone.
-    transforms = nk.weight_change_transforms(model, params0, params1, scale, rank=1)
+    transforms = weight_change_transforms(model, params0, params1, scale, rank=1)
     for A, B in transforms:
         for M in (A, B):
             # Symmetric with eigenvalue `scale` once and 1 for every other direction.
@@ -127,7 +135,7 @@ def test_weight_change_transforms_scale_the_top_singular_directions(scale, rank,
     shallow = mlp(4, 6, 0, d_out=6, seed=seed, dtype=DTYPE)
     shallow0 = {"0.weight": params0["0.weight"], "0.bias": params0["0.bias"]}
     shallow1 = {"0.weight": params1["0.weight"], "0.bias": params1["0.bias"]}
-    ((A, _),) = nk.weight_change_transforms(shallow, shallow0, shallow1, scale, rank=rank)
+    ((A, _),) = weight_change_transforms(shallow, shallow0, shallow1, scale, rank=rank)
     torch.testing.assert_close(A @ U[:, :rank], scale * U[:, :rank])
     torch.testing.assert_close(A @ U[:, rank:], U[:, rank:])
 
@@ -136,9 +144,9 @@ def test_weight_change_transforms_rejects_bad_input():
     model = mlp(4, 6, 1, seed=0, dtype=DTYPE)
     params = {k: v.detach() for k, v in model.named_parameters()}
     with pytest.raises(ValueError, match="scale"):
-        nk.weight_change_transforms(model, params, params, 0.0)
+        weight_change_transforms(model, params, params, 0.0)
     with pytest.raises(ValueError, match="rank"):
-        nk.weight_change_transforms(model, params, params, 2.0, rank=6)
+        weight_change_transforms(model, params, params, 2.0, rank=6)
 
 
 def test_eigen_overlaps_on_a_known_kernel():
@@ -146,26 +154,26 @@ def test_eigen_overlaps_on_a_known_kernel():
     Q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
     eigenvalues = np.array([-9.0, 5.0, 3.0, 1.0, 0.5, 0.1])
     K = (Q * eigenvalues) @ Q.T
-    values, overlaps = nk.eigen_overlaps(K, 2.0 * Q[:, 1], k=3)
+    values, overlaps = eigen_overlaps(K, 2.0 * Q[:, 1], k=3)
     np.testing.assert_allclose(values, [-9.0, 5.0, 3.0], atol=1e-12)
     np.testing.assert_allclose(overlaps, [0.0, 1.0, 0.0], atol=1e-12)
     v = Q[:, 0] + Q[:, 2]
-    _, overlaps = nk.eigen_overlaps(K, v, k=6)
+    _, overlaps = eigen_overlaps(K, v, k=6)
     np.testing.assert_allclose(overlaps[[0, 2]], [1 / np.sqrt(2)] * 2, atol=1e-12)
 
 
 def test_eigen_overlaps_rejects_bad_input():
     K = np.eye(3)
     with pytest.raises(ValueError, match="square"):
-        nk.eigen_overlaps(np.ones((3, 2)), np.ones(3))
+        eigen_overlaps(np.ones((3, 2)), np.ones(3))
     with pytest.raises(ValueError, match="symmetric"):
-        nk.eigen_overlaps(np.triu(np.ones((3, 3))), np.ones(3))
+        eigen_overlaps(np.triu(np.ones((3, 3))), np.ones(3))
     with pytest.raises(ValueError, match="v must have shape"):
-        nk.eigen_overlaps(K, np.ones(4))
+        eigen_overlaps(K, np.ones(4))
     with pytest.raises(ValueError, match="nonzero"):
-        nk.eigen_overlaps(K, np.zeros(3))
+        eigen_overlaps(K, np.zeros(3))
     with pytest.raises(ValueError, match="k must be"):
-        nk.eigen_overlaps(K, np.ones(3), k=4)
+        eigen_overlaps(K, np.ones(3), k=4)
 
 
 def test_quadrature_residuals_table_matches_single_calls():
@@ -173,9 +181,9 @@ def test_quadrature_residuals_table_matches_single_calls():
     params0 = {k: v.detach().clone() for k, v in model.named_parameters()}
     params1 = {k: v + 0.2 for k, v in params0.items()}
     X = inputs(6, 4, 2)
-    table = nk.quadrature_residuals(model, params0, params1, X, nodes=(2, 8), rules=("riemann",))
+    table = quadrature_residuals(X, model, params0, params1, nodes=(2, 8), rules=("riemann",))
     assert list(table) == ["riemann"] and table["riemann"].shape == (2,)
-    single = tangent.path_averaged_features(model, params0, params1, X, nodes=8, rule="riemann")
-    assert table["riemann"][1] == single[1]
+    single = path_averaged_features(X, model, params0, params1, nodes=8, rule="riemann")
+    assert table["riemann"][1] == single.residual
     with pytest.raises(ValueError, match="empty"):
-        nk.quadrature_residuals(model, params0, params1, X, nodes=())
+        quadrature_residuals(X, model, params0, params1, nodes=())

@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from atf_lite import tangent
-from atf_lite.models import mlp
+from atf_lite.networks.functional import flatten_params, model_output
+from atf_lite.networks.mlp import mlp
+from atf_lite.networks.path_averaging import path_averaged_features, quadrature_rule
+from atf_lite.networks.tangent import naive_tangent_features, tangent_features
 
 DTYPE = torch.float64
 RULES = ("gauss-legendre", "trapezoid", "riemann")
@@ -31,11 +33,11 @@ def inputs(n, d, seed):
 
 def reference(model, params0, params1, X, nodes, rule):
     """``Σ_k w_k Φ(X; θ_k)`` from one autograd call per input and node (obviously correct)."""
-    t, w = tangent.quadrature_rule(nodes, rule)
+    t, w = quadrature_rule(nodes, rule=rule)
     return sum(
         w_k
-        * tangent.naive_tangent_features(
-            model, X, {k: params0[k] + t_k * (params1[k] - params0[k]) for k in params0}
+        * naive_tangent_features(
+            X, model, {k: params0[k] + t_k * (params1[k] - params0[k]) for k in params0}
         )
         for t_k, w_k in zip(t, w)
     )
@@ -59,13 +61,14 @@ def test_structured_path_matches_per_node_reference(bias, rule):
     params0, params1 = endpoints(model, 0.4, 2)
     X = inputs(9, 5, 3)
     # batch_size=4 splits the rows into uneven blocks.
-    Phi_bar, residual = tangent.path_averaged_features(
-        model, params0, params1, X, nodes=5, rule=rule, batch_size=4
+    result = path_averaged_features(
+        X, model, params0, params1, nodes=5, rule=rule, batch_size=4
     )
+    Phi_bar, residual = result.Phi_bar, result.residual
     expected = reference(model, params0, params1, X, 5, rule)
     torch.testing.assert_close(Phi_bar, expected, rtol=1e-12, atol=1e-12)
-    change = tangent.model_output(model, X, params1) - tangent.model_output(model, X, params0)
-    delta = tangent.flatten_params(params1) - tangent.flatten_params(params0)
+    change = model_output(X, model, params1) - model_output(X, model, params0)
+    delta = flatten_params(params1) - flatten_params(params0)
     expected_residual = torch.linalg.vector_norm(change - expected @ delta) / torch.linalg.norm(
         change
     )
@@ -77,12 +80,14 @@ def test_generic_path_matches_structured_path():
     wrapped = Wrapped(net)
     params0, params1 = endpoints(net, 0.3, 5)
     X = inputs(7, 4, 6)
-    structured, r1 = tangent.path_averaged_features(net, params0, params1, X, nodes=6)
+    result = path_averaged_features(X, net, params0, params1, nodes=6)
+    structured, r1 = result.Phi_bar, result.residual
     wrapped0 = {f"net.{k}": v for k, v in params0.items()}
     wrapped1 = {f"net.{k}": v for k, v in params1.items()}
-    generic, r2 = tangent.path_averaged_features(
-        wrapped, wrapped0, wrapped1, X, nodes=6, batch_size=3
+    result = path_averaged_features(
+        X, wrapped, wrapped0, wrapped1, nodes=6, batch_size=3
     )
+    generic, r2 = result.Phi_bar, result.residual
     torch.testing.assert_close(generic, structured, rtol=1e-12, atol=1e-12)
     assert r1 == pytest.approx(r2, rel=1e-9)
 
@@ -96,13 +101,14 @@ def test_two_gauss_nodes_are_exact_for_a_linear_network(seed, scale):
     model = mlp(3, 5, 2, seed=seed, activation=nn.Identity, dtype=DTYPE)
     params0, params1 = endpoints(model, scale, seed + 1)
     X = inputs(6, 3, seed + 2)
-    Phi_2, residual = tangent.path_averaged_features(model, params0, params1, X, nodes=2)
-    Phi_8, _ = tangent.path_averaged_features(model, params0, params1, X, nodes=8)
+    result = path_averaged_features(X, model, params0, params1, nodes=2)
+    Phi_2, residual = result.Phi_bar, result.residual
+    Phi_8 = path_averaged_features(X, model, params0, params1, nodes=8).Phi_bar
     assert residual < 1e-12
     torch.testing.assert_close(Phi_2, Phi_8, rtol=1e-11, atol=1e-11)
-    _, trapezoid = tangent.path_averaged_features(
-        model, params0, params1, X, nodes=2, rule="trapezoid"
-    )
+    trapezoid = path_averaged_features(
+        X, model, params0, params1, nodes=2, rule="trapezoid"
+    ).residual
     assert trapezoid > 1e-6
 
 
@@ -115,7 +121,7 @@ def test_relu_network_identity_converges_with_more_nodes():
     X = inputs(40, 6, 9)
     residuals = {
         rule: [
-            tangent.path_averaged_features(model, params0, params1, X, nodes=n, rule=rule)[1]
+            path_averaged_features(X, model, params0, params1, nodes=n, rule=rule).residual
             for n in (8, 64, 512)
         ]
         for rule in RULES
@@ -133,8 +139,8 @@ def test_endpoint_features_for_a_single_node_riemann_sum():
     model = mlp(4, 5, 1, seed=2, dtype=DTYPE)
     params0, params1 = endpoints(model, 0.5, 3)
     X = inputs(5, 4, 4)
-    Phi_bar, _ = tangent.path_averaged_features(model, params0, params1, X, nodes=1, rule="riemann")
-    torch.testing.assert_close(Phi_bar, tangent.tangent_features(model, X, params0))
+    Phi_bar = path_averaged_features(X, model, params0, params1, nodes=1, rule="riemann").Phi_bar
+    torch.testing.assert_close(Phi_bar, tangent_features(X, model, params0))
 
 
 def test_path_averaged_features_rejects_bad_input():
@@ -142,14 +148,14 @@ def test_path_averaged_features_rejects_bad_input():
     params0, params1 = endpoints(model, 0.1, 1)
     X = inputs(4, 3, 2)
     with pytest.raises(ValueError, match="rule"):
-        tangent.path_averaged_features(model, params0, params1, X, rule="simpson")
+        path_averaged_features(X, model, params0, params1, rule="simpson")
     with pytest.raises(ValueError, match="nodes"):
-        tangent.path_averaged_features(model, params0, params1, X, nodes=0)
+        path_averaged_features(X, model, params0, params1, nodes=0)
     with pytest.raises(ValueError, match="identical outputs"):
-        tangent.path_averaged_features(model, params0, params0, X)
+        path_averaged_features(X, model, params0, params0)
     with pytest.raises(ValueError, match="X contains NaN"):
-        tangent.path_averaged_features(model, params0, params1, X * np.nan)
+        path_averaged_features(X * np.nan, model, params0, params1)
     with pytest.raises(KeyError, match="missing"):
-        tangent.path_averaged_features(model, {}, params1, X)
+        path_averaged_features(X, model, {}, params1)
     with pytest.raises(ValueError, match="batch_size"):
-        tangent.path_averaged_features(model, params0, params1, X, batch_size=0)
+        path_averaged_features(X, model, params0, params1, batch_size=0)

@@ -4,12 +4,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize, minimize_scalar
 
-from atf_lite.penalties import (
-    LAZY_THRESHOLD_ABS,
-    Penalty,
+from atf_lite.theory.effective import (
     adaptation_scale,
     effective_penalty,
     effective_penalty_and_scale,
+)
+from atf_lite.theory.penalties import (
+    LAZY_THRESHOLD_ABS,
+    Penalty,
     omega_abs,
     omega_sq,
     oplus,
@@ -43,13 +45,13 @@ def brute_force_effective(omega, v):
 
 def test_omega_sq_scale_solves_the_quartic():
     v = V_GRID
-    s = adaptation_scale(omega_sq, v)
+    s = adaptation_scale(v, omega_sq)
     # Independent check with numpy's polynomial roots of z⁴ − z³ − v² for a few v.
     for vi, si in zip(v[::37], s[::37], strict=True):
         roots = np.roots([1.0, -1.0, 0.0, 0.0, -(vi**2)])
         real = roots[np.abs(roots.imag) < 1e-9].real
         assert si == pytest.approx(real[real >= 1].max(), rel=1e-10)
-    value = effective_penalty(omega_sq, v)
+    value = effective_penalty(v, omega_sq)
     np.testing.assert_allclose(value, (s - 1) ** 2 + v**2 / s**2, rtol=1e-13)
 
 
@@ -58,13 +60,13 @@ def test_omega_sq_asymptotics():
     # = 2v − 2√v + 3/4 + O(1/√v): linear growth.
     v = np.array([1e2, 1e4, 1e6])
     r = np.sqrt(v)
-    assert np.all(np.abs(adaptation_scale(omega_sq, v) - (r + 0.25 + 3 / (32 * r))) < 1 / v)
-    assert np.all(np.abs(effective_penalty(omega_sq, v) - (2 * v - 2 * r + 0.75)) < 1 / r)
+    assert np.all(np.abs(adaptation_scale(v, omega_sq) - (r + 0.25 + 3 / (32 * r))) < 1 / v)
+    assert np.all(np.abs(effective_penalty(v, omega_sq) - (2 * v - 2 * r + 0.75)) < 1 / r)
 
 
 def test_omega_abs_closed_form_and_lazy_threshold():
     v = np.array([0.0, 0.1, 0.5, LAZY_THRESHOLD_ABS, 0.8, 2.0, 10.0])
-    value, s = effective_penalty_and_scale(omega_abs, v)
+    value, s = effective_penalty_and_scale(v, omega_abs)
     lazy = v <= LAZY_THRESHOLD_ABS
     assert np.all(s[lazy] == 1.0)
     assert np.all(s[~lazy] > 1.0)
@@ -72,30 +74,30 @@ def test_omega_abs_closed_form_and_lazy_threshold():
     np.testing.assert_allclose(s[~lazy], (2 * v[~lazy] ** 2) ** (1 / 3), rtol=1e-14)
     np.testing.assert_allclose(value[~lazy], 1.5 * (2 * v[~lazy] ** 2) ** (1 / 3) - 1, rtol=1e-14)
     just_above = np.nextafter(LAZY_THRESHOLD_ABS, 1.0)
-    assert adaptation_scale(omega_abs, LAZY_THRESHOLD_ABS) == 1.0
-    assert adaptation_scale(omega_abs, just_above) > 1.0
+    assert adaptation_scale(LAZY_THRESHOLD_ABS, omega_abs) == 1.0
+    assert adaptation_scale(just_above, omega_abs) > 1.0
 
 
 @pytest.mark.parametrize(
     ("numeric", "closed"), [(SQ_NUMERIC, omega_sq), (ABS_NUMERIC, omega_abs)], ids=["sq", "abs"]
 )
 def test_numerical_path_matches_closed_forms(numeric, closed):
-    value, s = effective_penalty_and_scale(numeric, V_GRID)
-    value0, s0 = effective_penalty_and_scale(closed, V_GRID)
+    value, s = effective_penalty_and_scale(V_GRID, numeric)
+    value0, s0 = effective_penalty_and_scale(V_GRID, closed)
     np.testing.assert_allclose(value, value0, rtol=1e-12)
     np.testing.assert_allclose(s, s0, rtol=1e-8)
 
 
 def test_numerical_path_is_exactly_lazy_for_abs():
     v = np.linspace(0.0, 0.7, 15)
-    assert np.all(adaptation_scale(ABS_NUMERIC, v) == 1.0)
-    assert np.all(adaptation_scale(ABS_NUMERIC, np.array([0.72, 1.0])) > 1.0)
+    assert np.all(adaptation_scale(v, ABS_NUMERIC) == 1.0)
+    assert np.all(adaptation_scale(np.array([0.72, 1.0]), ABS_NUMERIC) > 1.0)
 
 
 @pytest.mark.parametrize("omega", [omega_sq, omega_abs, OMEGA_3], ids=["sq", "abs", "sq+abs"])
 def test_against_dense_brute_force(omega):
     v = np.array([0.05, 0.4, 0.9, 1.7, 3.3, 5.0, 12.0])
-    value = effective_penalty(omega, v)
+    value = effective_penalty(v, omega)
     reference = np.array([brute_force_effective(omega, vi) for vi in v])
     np.testing.assert_allclose(value, reference, rtol=1e-8)
 
@@ -153,7 +155,7 @@ def test_effective_penalty_of_oplus_against_two_factor_brute_force():
                      options={"ftol": 1e-16, "gtol": 1e-13}).fun
             for x0 in ([0.0, 0.0], [0.5, 0.5], [1.0, 0.1], [0.1, 1.0])
         )
-        assert effective_penalty(OMEGA_3, v) == pytest.approx(best, rel=1e-8)
+        assert effective_penalty(v, OMEGA_3) == pytest.approx(best, rel=1e-8)
 
 
 # ---------------------------------------------------------------- properties
@@ -168,7 +170,7 @@ V_ARRAYS = st.lists(
 @given(v=V_ARRAYS)
 def test_effective_penalty_properties(omega, v):
     v = np.sort(np.asarray(v))
-    value, s = effective_penalty_and_scale(omega, v)
+    value, s = effective_penalty_and_scale(v, omega)
     assert np.all(value >= 0)
     assert np.all(value <= v**2 * (1 + 1e-12))
     assert np.all(s >= 1.0)
@@ -181,14 +183,14 @@ def test_effective_penalty_properties(omega, v):
 
 
 def test_scalars_and_shapes():
-    assert isinstance(effective_penalty(omega_sq, 2.0), float)
-    assert isinstance(adaptation_scale(omega_abs, 2), float)
-    assert effective_penalty(omega_sq, 0.0) == 0.0
-    assert adaptation_scale(OMEGA_3, 0.0) == 1.0
+    assert isinstance(effective_penalty(2.0, omega_sq), float)
+    assert isinstance(adaptation_scale(2, omega_abs), float)
+    assert effective_penalty(0.0, omega_sq) == 0.0
+    assert adaptation_scale(0.0, OMEGA_3) == 1.0
     v = np.array([[0.0, 1.0], [2.0, 3.0]])
-    value, s = effective_penalty_and_scale(OMEGA_3, v)
+    value, s = effective_penalty_and_scale(v, OMEGA_3)
     assert value.shape == s.shape == (2, 2)
-    np.testing.assert_allclose(value.ravel(), effective_penalty(OMEGA_3, v.ravel()))
+    np.testing.assert_allclose(value.ravel(), effective_penalty(v.ravel(), OMEGA_3))
     assert isinstance(omega_sq(2.0), float)
     np.testing.assert_array_equal(omega_abs(np.array([0.5, 1.0, 3.0])), [0.5, 0.0, 2.0])
 
@@ -202,9 +204,9 @@ def test_grad_hooks_and_finite_differences_agree():
 @pytest.mark.parametrize("bad", [-1.0, np.nan, np.array([1.0, -0.5]), np.inf])
 def test_bad_v_raises(bad):
     with pytest.raises(ValueError, match="v"):
-        effective_penalty(omega_sq, bad)
+        effective_penalty(bad, omega_sq)
     with pytest.raises(ValueError, match="v"):
-        adaptation_scale(OMEGA_3, bad)
+        adaptation_scale(bad, OMEGA_3)
 
 
 @pytest.mark.parametrize(
@@ -221,7 +223,7 @@ def test_invalid_penalties_are_rejected(func, message):
     with pytest.raises(ValueError, match=message):
         penalty(func, "omega")
     with pytest.raises(ValueError, match=message):
-        effective_penalty(func, 1.0)
+        effective_penalty(1.0, func)
 
 
 def test_penalty_accepts_valid_callables():
@@ -239,4 +241,4 @@ def test_penalty_accepts_valid_callables():
 def test_slowly_growing_penalty_is_reported():
     bounded = penalty(lambda z: np.minimum(np.abs(z - 1.0), 1.0), "bounded")
     with pytest.raises(ValueError, match="grows too slowly"):
-        effective_penalty(bounded, 3.0)
+        effective_penalty(3.0, bounded)

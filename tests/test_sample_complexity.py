@@ -10,8 +10,34 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atf_lite.experiments import sample_complexity
-from atf_lite.experiments import sample_complexity_run as sc
+from atf_lite.experiments.sample_complexity_cli import add_arguments, run_cli
+from atf_lite.experiments.sample_complexity_data import (
+    default_sizes,
+    load_splits,
+    stratified_indices,
+)
+from atf_lite.experiments.sample_complexity_report import (
+    effective_rank,
+    format_summary,
+    sample_ratio,
+    samples_needed,
+    samples_to_reach,
+    select_variants,
+    summarize,
+    sweep_table,
+    write_outputs,
+)
+from atf_lite.experiments.sample_complexity_run import (
+    SampleComplexitySettings,
+    TrainSettings,
+    recipe_settings,
+    run_one,
+    sample_complexity,
+    settings_sweep,
+)
+from atf_lite.networks.classifier import fit_classifier
+from atf_lite.networks.feature_models import FullNet
+from atf_lite.networks.mlp import mlp
 
 # The models here are tiny: a thread pool only adds overhead (and contention).
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,26 +53,26 @@ def test_stratified_indices_follow_class_proportions(counts, fraction, seed):
     labels = np.repeat(np.arange(len(counts)), counts)
     np.random.default_rng(seed).shuffle(labels)
     n = max(1, round(fraction * len(labels)))
-    index = sc.stratified_indices(labels, n, seed)
+    index = stratified_indices(labels, n, seed=seed)
     assert len(index) == n == len(np.unique(index))
     assert np.all(np.diff(index) > 0) and index[0] >= 0 and index[-1] < len(labels)
     taken = np.bincount(labels[index], minlength=len(counts))
     quota = n * np.asarray(counts) / len(labels)
     assert np.all(np.abs(taken - quota) < 1.0)
-    assert np.array_equal(index, sc.stratified_indices(labels, n, seed))
+    assert np.array_equal(index, stratified_indices(labels, n, seed=seed))
 
 
 def test_stratified_indices_reject_bad_sizes():
     with pytest.raises(ValueError, match="n must"):
-        sc.stratified_indices(np.arange(5), 6, 0)
+        stratified_indices(np.arange(5), 6, seed=0)
     with pytest.raises(ValueError, match="n must"):
-        sc.stratified_indices(np.arange(5), 0, 0)
+        stratified_indices(np.arange(5), 0, seed=0)
     with pytest.raises(ValueError, match="labels"):
-        sc.stratified_indices(np.zeros((2, 2)), 1, 0)
+        stratified_indices(np.zeros((2, 2)), 1, seed=0)
 
 
 def test_digit_splits_are_fixed_disjoint_and_stratified():
-    splits = sc.load_splits("digits")
+    splits = load_splits("digits")
     assert (splits.pool_size, len(splits.y_val), len(splits.y_test)) == (1006, 252, 539)
     rows = torch.cat([splits.X_pool, splits.X_val, splits.X_test])
     # No image appears in two splits (digits has no exact duplicate rows).
@@ -54,39 +80,39 @@ def test_digit_splits_are_fixed_disjoint_and_stratified():
     for y in (splits.y_pool, splits.y_val, splits.y_test):
         share = np.bincount(y.numpy(), minlength=10) / len(y)
         assert np.all(np.abs(share - 0.1) < 0.015)
-    again = sc.load_splits("digits")
+    again = load_splits("digits")
     assert torch.equal(again.X_test, splits.X_test) and torch.equal(again.y_pool, splits.y_pool)
     with pytest.raises(ValueError, match="dataset"):
-        sc.load_splits("cifar")
+        load_splits("cifar")
 
 
 def test_mnist_splits(mnist_dir):
-    splits = sc.load_splits("mnist", mnist_root=mnist_dir)
+    splits = load_splits("mnist", mnist_root=mnist_dir)
     assert (splits.pool_size, len(splits.y_val), len(splits.y_test)) == (5600, 1400, 3000)
     assert splits.X_pool.shape[1] == 784
 
 
 def test_default_sizes():
-    assert sc.default_sizes(1006) == [20, 40, 80, 160, 320, 640, 1006]
-    assert sc.default_sizes(5600, smallest=100) == [100, 200, 400, 800, 1600, 3200, 5600]
+    assert default_sizes(1006) == [20, 40, 80, 160, 320, 640, 1006]
+    assert default_sizes(5600, smallest=100) == [100, 200, 400, 800, 1600, 3200, 5600]
     # A pool just above a doubling replaces the last size instead of crowding it.
-    assert sc.default_sizes(330) == [20, 40, 80, 160, 330]
-    assert sc.default_sizes(10) == [10]
+    assert default_sizes(330) == [20, 40, 80, 160, 330]
+    assert default_sizes(10) == [10]
 
 
 def test_samples_to_reach_interpolates_in_log_n():
     n = np.array([10.0, 100.0, 1000.0])
     error = 0.5 - 0.1 * np.log10(n)  # 0.4, 0.3, 0.2
-    assert sc.samples_to_reach(n, error, 0.25) == pytest.approx(10**2.5)
-    assert sc.samples_to_reach(n, error, 0.3) == pytest.approx(100.0)
-    assert sc.samples_to_reach(n, error, 0.45) == 10.0  # already reached: a bound
-    assert math.isnan(sc.samples_to_reach(n, error, 0.1))
+    assert samples_to_reach(n, error, 0.25) == pytest.approx(10**2.5)
+    assert samples_to_reach(n, error, 0.3) == pytest.approx(100.0)
+    assert samples_to_reach(n, error, 0.45) == 10.0  # already reached: a bound
+    assert math.isnan(samples_to_reach(n, error, 0.1))
     # The first crossing counts, even if the curve later rises again.
-    assert sc.samples_to_reach(n, [0.4, 0.2, 0.35], 0.3) == pytest.approx(10**1.5)
+    assert samples_to_reach(n, [0.4, 0.2, 0.35], 0.3) == pytest.approx(10**1.5)
     with pytest.raises(ValueError, match="increasing"):
-        sc.samples_to_reach([10, 5], [0.3, 0.2], 0.25)
+        samples_to_reach([10, 5], [0.3, 0.2], 0.25)
     with pytest.raises(ValueError, match="NaN"):
-        sc.samples_to_reach([10, 20], [0.3, float("nan")], 0.25)
+        samples_to_reach([10, 20], [0.3, float("nan")], 0.25)
 
 
 def test_samples_needed_and_format_summary():
@@ -96,29 +122,29 @@ def test_samples_needed_and_format_summary():
         for n, error in zip((10, 100), errors)
         for seed in (0, 2)
     ]
-    summary = sc.summarize(results)
+    summary = summarize(results)
     # Means over the two seeds: fixed 0.41, 0.21; full 0.31, 0.11.
-    needed = sc.samples_needed(summary, [0.32, 0.115])
+    needed = samples_needed(summary, [0.32, 0.115])
     assert needed["fixed"][0] == pytest.approx(10**1.45) and math.isnan(needed["fixed"][1])
     assert needed["full"][0] == 10.0 and needed["full"][1] == pytest.approx(10**1.975)
-    text = sc.format_summary(summary, decimals=2)
+    text = format_summary(summary, decimals=2)
     lines = text.splitlines()
     assert lines[0].split() == ["n", "fixed", "full"] and len(lines) == 3
     assert lines[1].split() == ["10", "0.41", "±", "0.01", "0.31", "±", "0.01"]
     summary["full"]["n"] = np.array([10, 50])
     with pytest.raises(ValueError, match="different sizes"):
-        sc.format_summary(summary)
+        format_summary(summary)
 
 
 def test_effective_rank():
-    assert sc.effective_rank([1.0, 0.0, 0.0]) == 1
-    assert sc.effective_rank(np.ones(10), energy=0.9) == 9
-    assert sc.effective_rank(np.ones(10), energy=1.0) == 10
-    assert sc.effective_rank([3.0, 4.0], energy=0.64) == 1
+    assert effective_rank([1.0, 0.0, 0.0]) == 1
+    assert effective_rank(np.ones(10), energy=0.9) == 9
+    assert effective_rank(np.ones(10), energy=1.0) == 10
+    assert effective_rank([3.0, 4.0], energy=0.64) == 1
     with pytest.raises(ValueError, match="zero"):
-        sc.effective_rank([0.0, 0.0])
+        effective_rank([0.0, 0.0])
     with pytest.raises(ValueError, match="energy"):
-        sc.effective_rank([1.0], energy=0.0)
+        effective_rank([1.0], energy=0.0)
 
 
 def test_summarize_mean_and_sd():
@@ -126,7 +152,7 @@ def test_summarize_mean_and_sd():
         {"model": "fixed", "n_train": 20, "seed": s, "test_error": e}
         for s, e in enumerate([0.1, 0.2, 0.3])
     ] + [{"model": "full", "n_train": 40, "seed": 0, "test_error": 0.05}]
-    summary = sc.summarize(results)
+    summary = summarize(results)
     assert summary["fixed"]["mean"] == pytest.approx([0.2])
     assert summary["fixed"]["sd"] == pytest.approx([0.1])
     assert summary["full"]["sd"] == pytest.approx([0.0]) and summary["full"]["n"][0] == 40
@@ -134,21 +160,22 @@ def test_summarize_mean_and_sd():
 
 def test_settings_validation():
     with pytest.raises(ValueError, match="optimizer"):
-        sc.TrainSettings(optimizer="lbfgs")
+        TrainSettings(optimizer="lbfgs")
     with pytest.raises(ValueError, match="lr"):
-        sc.TrainSettings(lr=-1.0)
+        TrainSettings(lr=-1.0)
     with pytest.raises(ValueError, match="patience"):
-        sc.TrainSettings(patience=0)
+        TrainSettings(patience=0)
     with pytest.raises(ValueError, match="output_scale"):
-        sc.TrainSettings(output_scale=0.0)
+        TrainSettings(output_scale=0.0)
 
 
 TINY = dict(width=8, depth=1, max_epochs=3, patience=2, batch_size=16)
 
 
 def test_experiment_end_to_end_tiny(tmp_path):
-    result = sample_complexity("digits", sizes=[20, 40], seeds=[0, 1], **TINY)
-    records = result["results"]
+    settings = SampleComplexitySettings(sizes=[20, 40], seeds=[0, 1], overrides=TINY)
+    result = sample_complexity(settings)
+    records = result.results
     assert len(records) == 2 * 2 * 3
     assert {(r["model"], r["n_train"], r["seed"]) for r in records} == {
         (m, n, s) for m in ("fixed", "adaptive", "full") for n in (20, 40) for s in (0, 1)
@@ -161,14 +188,15 @@ def test_experiment_end_to_end_tiny(tmp_path):
     assert all(set(r["transform_change"]) == {"0", "2"} for r in adaptive)
     # Same seed and size: the three models share the training subset and initial network, so
     # a second call is served from the cache and identical.
-    again = sample_complexity("digits", sizes=[20, 40], seeds=[0, 1], **TINY)
-    assert [r["test_error"] for r in again["results"]] == [r["test_error"] for r in records]
-    recomputed = sample_complexity("digits", sizes=[20], seeds=[1], use_cache=False, **TINY)
+    again = sample_complexity(settings)
+    assert [r["test_error"] for r in again.results] == [r["test_error"] for r in records]
+    one = SampleComplexitySettings(sizes=[20], seeds=[1], overrides=TINY)
+    recomputed = sample_complexity(one, use_cache=False)
     cached_runs = [r for r in records if r["n_train"] == 20 and r["seed"] == 1]
-    for fresh, old in zip(recomputed["results"], cached_runs):
+    for fresh, old in zip(recomputed.results, cached_runs):
         assert fresh["test_error"] == old["test_error"] and fresh["epochs"] == old["epochs"]
-    assert result["config"]["pool_size"] == 1006 and result["config"]["sizes"] == [20, 40]
-    json_path, figure_path = sc.write_outputs(result, tmp_path)
+    assert result.config["pool_size"] == 1006 and result.config["sizes"] == [20, 40]
+    json_path, figure_path = write_outputs(result, tmp_path)
     payload = json.loads(json_path.read_text())
     assert len(payload["results"]) == 12 and figure_path.stat().st_size > 0
     for entry in payload["results"]:
@@ -177,19 +205,22 @@ def test_experiment_end_to_end_tiny(tmp_path):
 
 def test_per_model_settings_and_sweep():
     result = sample_complexity(
-        "digits", sizes=[20], seeds=[0], model_settings={"fixed": {"max_epochs": 1}}, **TINY
+        SampleComplexitySettings(
+            sizes=[20], seeds=[0], overrides=TINY, model_overrides={"fixed": {"max_epochs": 1}}
+        )
     )
-    epochs = {r["model"]: r["epochs"] for r in result["results"]}
+    epochs = {r["model"]: r["epochs"] for r in result.results}
     assert epochs["fixed"] == 1 and epochs["full"] >= 2
-    assert result["config"]["settings"]["fixed"]["max_epochs"] == 1
-    assert result["config"]["settings"]["adaptive"]["max_epochs"] == TINY["max_epochs"]
-    with pytest.raises(ValueError, match="model_settings"):
-        sample_complexity("digits", sizes=[20], seeds=[0], model_settings={"lazy": {}}, **TINY)
+    assert result.config["settings"]["fixed"]["max_epochs"] == 1
+    assert result.config["settings"]["adaptive"]["max_epochs"] == TINY["max_epochs"]
+    with pytest.raises(ValueError, match="model_overrides"):
+        SampleComplexitySettings(sizes=[20], model_overrides={"lazy": {}})
 
     variants = {"slow": {"lr": 1e-4}, "fast": {"optimizer": "adam", "lr": 1e-2}}
-    records = sc.settings_sweep(variants, 40, seeds=[0, 1], base=TINY)
+    sweep = SampleComplexitySettings(sizes=[40], seeds=[0, 1], overrides=TINY)
+    records = settings_sweep(sweep, variants)
     assert len(records) == 2 * 2 * 3 and {r["variant"] for r in records} == set(variants)
-    rows = sc.sweep_table(records)
+    rows = sweep_table(records)
     assert len(rows) == 6
     for row in rows:
         group = [r for r in records if (r["variant"], r["model"]) == (row["variant"], row["model"])]
@@ -197,31 +228,39 @@ def test_per_model_settings_and_sweep():
         assert row["val_error"] == pytest.approx(np.mean([r["val_error"] for r in group]))
         assert np.isnan(row["transform_change"]) == (row["model"] != "adaptive")
         assert 1 <= row["effective_rank"] <= 8  # TINY: hidden layers of width 8
-    chosen = sc.select_variants(rows)
+    chosen = select_variants(rows)
     for kind, variant in chosen.items():
         own = [row for row in rows if row["model"] == kind]
         assert min(own, key=lambda row: row["val_error"])["variant"] == variant
     with pytest.raises(ValueError, match="variants"):
-        sc.settings_sweep({}, 40)
+        settings_sweep(SampleComplexitySettings(sizes=[40]), {})
 
 
 def test_experiment_rejects_bad_arguments():
     with pytest.raises(ValueError, match="sizes"):
-        sample_complexity("digits", sizes=[2000], seeds=[0], **TINY)
+        sample_complexity(SampleComplexitySettings(sizes=[2000], seeds=[0], overrides=TINY))
+    with pytest.raises(ValueError, match="sizes"):
+        SampleComplexitySettings(sizes=[0])
     with pytest.raises(ValueError, match="models"):
-        sample_complexity("digits", sizes=[20], seeds=[0], models=["lazy"], **TINY)
+        SampleComplexitySettings(sizes=[20], seeds=[0], models=["lazy"], overrides=TINY)
+    with pytest.raises(ValueError, match="dataset"):
+        SampleComplexitySettings(dataset="cifar")
+    with pytest.raises(ValueError, match="seeds"):
+        SampleComplexitySettings(seeds=[])
     with pytest.raises(TypeError):
-        sample_complexity("digits", sizes=[20], seeds=[0], learning_rate=0.1)
+        SampleComplexitySettings(sizes=[20], seeds=[0], overrides={"learning_rate": 0.1})
+    with pytest.raises(TypeError, match="SampleComplexitySettings"):
+        sample_complexity({"dataset": "digits"})
 
 
 def test_command_line(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    sc.add_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(
         ["--sizes", "20", "--seeds", "0", "--models", "fixed", "full", "--width", "8",
          "--depth", "1", "--max-epochs", "2", "--patience", "0", "--out", str(tmp_path)]
     )
-    assert sc.run_cli(args) == 0
+    assert run_cli(args) == 0
     payload = json.loads((tmp_path / "sample_complexity.json").read_text())
     assert [r["model"] for r in payload["results"]] == ["fixed", "full"]
     assert all(r["epochs"] == 2 for r in payload["results"])  # patience 0: no early stop
@@ -234,46 +273,48 @@ def test_command_line(tmp_path, capsys):
 
 
 def test_paper_code_recipe_builds_the_documented_network_and_inputs():
-    preprocessing, settings = sc.recipe_settings("paper-code")
+    preprocessing, settings = recipe_settings("paper-code")
     assert preprocessing == "pixel-scale"
-    train = sc.TrainSettings(**settings)
+    train = TrainSettings(**settings)
     assert (train.depth, train.width, train.optimizer, train.lr, train.momentum) == (
         4, 128, "sgd", 0.01, 0.9
     )
     assert train.init == "lecun" and train.patience == 20
     assert train.batch_size_for(125) == 25 and train.batch_size_for(250) == 50
-    assert sc.recipe_settings("book") == ("unit-norm", {})
+    assert recipe_settings("book") == ("unit-norm", {})
     # Overrides replace recipe values, including None (no early stopping).
-    _, custom = sc.recipe_settings("paper-code", preprocessing="unit-norm", patience=None)
+    _, custom = recipe_settings("paper-code", preprocessing="unit-norm", patience=None)
     assert custom["patience"] is None and custom["depth"] == 4
-    assert sc.recipe_settings("paper-code", preprocessing="unit-norm")[0] == "unit-norm"
-    splits = sc.load_splits("digits", preprocessing=preprocessing)
+    assert recipe_settings("paper-code", preprocessing="unit-norm")[0] == "unit-norm"
+    splits = load_splits("digits", preprocessing=preprocessing)
     assert float(splits.X_pool.min()) == 0.0 and float(splits.X_pool.max()) == 1.0
-    unit = sc.load_splits("digits")
+    unit = load_splits("digits")
     assert torch.equal(splits.y_test, unit.y_test)  # the split does not depend on preprocessing
     assert torch.allclose(unit.X_pool.norm(dim=1), torch.ones(len(unit.y_pool)), atol=1e-5)
 
 
 def test_recipe_rejects_bad_names_and_combinations():
     with pytest.raises(ValueError, match="recipe"):
-        sc.recipe_settings("paper")
+        recipe_settings("paper")
     with pytest.raises(ValueError, match="preprocessing"):
-        sc.recipe_settings("book", preprocessing="whiten")
+        recipe_settings("book", preprocessing="whiten")
     with pytest.raises(TypeError, match="unknown settings"):
-        sc.recipe_settings("book", learning_rate=0.1)
+        recipe_settings("book", learning_rate=0.1)
     with pytest.raises(ValueError, match="init"):
-        sc.recipe_settings("book", init="xavier")
+        recipe_settings("book", init="xavier")
     with pytest.raises(ValueError, match="small_batch"):
-        sc.TrainSettings(small_batch=(125, 0))
+        TrainSettings(small_batch=(125, 0))
     with pytest.raises(ValueError, match="protocol"):
-        sample_complexity("digits", sizes=[20], seeds=[0], protocol="fresh", **TINY)
+        SampleComplexitySettings(sizes=[20], seeds=[0], protocol="fresh", overrides=TINY)
     with pytest.raises(ValueError, match="protocol"):
-        sc.run_one("fixed", 20, 0, sc.load_splits("digits"), sc.TrainSettings(), protocol="x")
+        run_one(
+            load_splits("digits"), TrainSettings(), kind="fixed", n_train=20, seed=0, protocol="x"
+        )
 
 
 def test_fixed_protocol_never_sees_more_than_n_examples():
-    result = sample_complexity("digits", sizes=[30], seeds=[0], **TINY)
-    for record in result["results"]:
+    result = sample_complexity(SampleComplexitySettings(sizes=[30], seeds=[0], overrides=TINY))
+    for record in result.results:
         assert record["protocol"] == "fixed-subset" and record["recipe"] == "book"
         assert record["distinct_examples"] == record["distinct_examples_total"] == 30
 
@@ -282,9 +323,12 @@ def test_fresh_protocol_draws_new_subsets_every_epoch_reproducibly():
     settings = dict(TINY, max_epochs=6, patience=None)
     runs = [
         sample_complexity(
-            "digits", sizes=[30], seeds=[0], models=["full"], protocol="fresh-subset-per-epoch",
-            use_cache=False, **settings,
-        )["results"][0]
+            SampleComplexitySettings(
+                sizes=[30], seeds=[0], models=["full"], protocol="fresh-subset-per-epoch",
+                overrides=settings,
+            ),
+            use_cache=False,
+        ).results[0]
         for _ in range(2)
     ]
     first, second = runs
@@ -297,18 +341,17 @@ def test_fresh_protocol_draws_new_subsets_every_epoch_reproducibly():
 
 
 def test_fit_classifier_epoch_subset_counts_distinct_rows():
-    from atf_lite.models import FullNet, fit_classifier, mlp
-
     X, y = torch.randn(40, 5), torch.arange(40) % 3
     model = FullNet(mlp(5, 4, 1, d_out=3, seed=0))
-    fit = fit_classifier(model, X, y, X[:6], y[:6], max_epochs=4, patience=None, epoch_subset=5,
-                         batch_size=5)
+    fit = fit_classifier(
+        X, y, X[:6], y[:6], model, max_epochs=4, patience=None, epoch_subset=5, batch_size=5
+    )
     assert 5 <= fit.distinct_examples <= fit.distinct_examples_total <= 20
     assert fit.epochs_run == 4
     with pytest.raises(ValueError, match="epoch_subset"):
-        fit_classifier(model, X, y, X[:6], y[:6], epoch_subset=41)
+        fit_classifier(X, y, X[:6], y[:6], model, epoch_subset=41)
     with pytest.raises(ValueError, match="epoch_subset"):
-        fit_classifier(model, X, y, X[:6], y[:6], epoch_subset=0)
+        fit_classifier(X, y, X[:6], y[:6], model, epoch_subset=0)
 
 
 def test_sample_ratio_recovers_a_known_shift_and_brackets_it():
@@ -322,22 +365,20 @@ def test_sample_ratio_recovers_a_known_shift_and_brackets_it():
                             "test_error": 0.5 - 0.1 * np.log2(n / 10) / 2 + noise})
             results.append({"model": "adaptive", "n_train": n, "seed": seed,
                             "test_error": 0.5 - 0.1 * np.log2(4 * n / 10) / 2 + noise})
-    out = sc.sample_ratio(results, [0.35, 0.3], n_boot=200)
+    out = sample_ratio(results, [0.35, 0.3], n_boot=200)
     assert out["ratio"] == pytest.approx([4.0, 4.0])
     assert np.all(out["low"] <= 4.0 + 1e-9) and np.all(out["high"] >= 4.0 - 1e-9)
     assert np.all(out["reached"] == 1.0)
-    unreachable = sc.sample_ratio(results, [0.01], n_boot=50)
+    unreachable = sample_ratio(results, [0.01], n_boot=50)
     assert np.isnan(unreachable["ratio"][0]) and unreachable["reached"][0] == 0.0
     with pytest.raises(ValueError, match="same sizes"):
-        sc.sample_ratio([r for r in results if r["n_train"] != 10 or r["model"] == "fixed"],
+        sample_ratio([r for r in results if r["n_train"] != 10 or r["model"] == "fixed"],
                         [0.3])
     with pytest.raises(ValueError, match="levels"):
-        sc.sample_ratio(results, [])
+        sample_ratio(results, [])
 
 
 def test_lecun_initialisation_is_truncated_with_variance_one_over_fan_in():
-    from atf_lite.models import mlp
-
     net = mlp(400, 300, 1, d_out=10, seed=0, init="lecun")
     weight = net[0].weight.detach().double()
     std = 1 / np.sqrt(400)
@@ -350,13 +391,13 @@ def test_lecun_initialisation_is_truncated_with_variance_one_over_fan_in():
 
 def test_command_line_recipe_protocol_and_overrides(tmp_path):
     parser = argparse.ArgumentParser()
-    sc.add_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(
         ["--recipe", "paper-code", "--protocol", "fresh-subset-per-epoch", "--sizes", "20",
          "--seeds", "0", "--models", "fixed", "--width", "8", "--depth", "1", "--max-epochs",
          "2", "--out", str(tmp_path)]
     )
-    assert sc.run_cli(args) == 0
+    assert run_cli(args) == 0
     payload = json.loads((tmp_path / "sample_complexity.json").read_text())
     (row,) = payload["results"]
     assert {"model", "n_train", "seed", "test_error", "protocol", "recipe",

@@ -3,8 +3,16 @@ import pytest
 import torch
 from torch import nn
 
-from atf_lite import tangent
-from atf_lite.models import mlp
+from atf_lite.networks.functional import flatten_params, linearize, model_output, unflatten_params
+from atf_lite.networks.mlp import mlp
+from atf_lite.networks.path_averaging import path_averaged_features, quadrature_rule
+from atf_lite.networks.tangent import (
+    is_structured_mlp,
+    naive_tangent_features,
+    naive_tangent_kernel,
+    tangent_features,
+    tangent_kernel,
+)
 
 DTYPE = torch.float64
 
@@ -46,12 +54,12 @@ CASES = [
 def test_kernel_matches_naive_loop(d_in, width, depth, bias, activation, method):
     model = mlp(d_in, width, depth, bias=bias, seed=depth, activation=activation, dtype=DTYPE)
     X1, X2 = inputs(9, d_in, 0), inputs(6, d_in, 1)
-    reference_cross = tangent.naive_tangent_kernel(model, X1, X2)
-    reference_gram = tangent.naive_tangent_kernel(model, X1)
-    assert rel_err(tangent.tangent_kernel(model, X1, X2, method=method), reference_cross) < 1e-6
-    assert rel_err(tangent.tangent_kernel(model, X1, method=method), reference_gram) < 1e-6
+    reference_cross = naive_tangent_kernel(X1, model, X2=X2)
+    reference_gram = naive_tangent_kernel(X1, model)
+    assert rel_err(tangent_kernel(X1, model, X2=X2, method=method), reference_cross) < 1e-6
+    assert rel_err(tangent_kernel(X1, model, method=method), reference_gram) < 1e-6
     # Batching must not change anything (blocks of 4 rows: uneven last block).
-    batched = tangent.tangent_kernel(model, X1, X2, method=method, batch_size=4)
+    batched = tangent_kernel(X1, model, X2=X2, method=method, batch_size=4)
     assert rel_err(batched, reference_cross) < 1e-6
 
 
@@ -59,126 +67,126 @@ def test_kernel_at_other_params_and_features_match_naive():
     model = mlp(4, 10, 2, seed=0, dtype=DTYPE)
     params = {k: v + 0.3 * torch.randn_like(v) for k, v in model.named_parameters()}
     X = inputs(7, 4, 2)
-    reference = tangent.naive_tangent_features(model, X, params)
-    assert rel_err(tangent.tangent_features(model, X, params), reference) < 1e-12
-    assert rel_err(tangent.tangent_features(model, X, params, batch_size=3), reference) < 1e-12
+    reference = naive_tangent_features(X, model, params)
+    assert rel_err(tangent_features(X, model, params), reference) < 1e-12
+    assert rel_err(tangent_features(X, model, params, batch_size=3), reference) < 1e-12
     for method in ("jacobian", "structured"):
-        K = tangent.tangent_kernel(model, X, params=params, method=method)
+        K = tangent_kernel(X, model, params, method=method)
         assert rel_err(K, reference @ reference.T) < 1e-12
     # At the model's own parameters the kernel differs: params is really used.
-    assert rel_err(tangent.tangent_kernel(model, X), reference @ reference.T) > 1e-3
+    assert rel_err(tangent_kernel(X, model), reference @ reference.T) > 1e-3
 
 
 def test_non_mlp_uses_jacobian():
     model = SkipNet(4)
     X1, X2 = inputs(5, 4, 3), inputs(4, 4, 4)
-    assert not tangent.is_structured_mlp(model)
-    reference = tangent.naive_tangent_kernel(model, X1, X2)
-    assert rel_err(tangent.tangent_kernel(model, X1, X2), reference) < 1e-10
-    features = tangent.tangent_features(model, X1)
-    assert rel_err(features, tangent.naive_tangent_features(model, X1)) < 1e-12
+    assert not is_structured_mlp(model)
+    reference = naive_tangent_kernel(X1, model, X2=X2)
+    assert rel_err(tangent_kernel(X1, model, X2=X2), reference) < 1e-10
+    features = tangent_features(X1, model)
+    assert rel_err(features, naive_tangent_features(X1, model)) < 1e-12
     with pytest.raises(TypeError, match="nn.Sequential"):
-        tangent.tangent_kernel(model, X1, method="structured")
+        tangent_kernel(X1, model, method="structured")
 
 
 def test_structured_rejects_unsupported_module():
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1)).double()
     X = inputs(5, 3, 0)
     with pytest.raises(TypeError, match="module '1' is BatchNorm1d"):
-        tangent.tangent_kernel(model, X, method="structured")
+        tangent_kernel(X, model, method="structured")
     # "auto" falls back to the Jacobian, which handles it (in eval mode, per-sample).
     model.eval()
-    K = tangent.tangent_kernel(model, X)
-    assert rel_err(K, tangent.naive_tangent_kernel(model, X)) < 1e-10
+    K = tangent_kernel(X, model)
+    assert rel_err(K, naive_tangent_kernel(X, model)) < 1e-10
 
 
 def test_bad_inputs():
     model = mlp(3, 4, 1, dtype=DTYPE)
     X = inputs(4, 3, 0)
     with pytest.raises(ValueError, match="method"):
-        tangent.tangent_kernel(model, X, method="exact")
+        tangent_kernel(X, model, method="exact")
     with pytest.raises(ValueError, match="X1 and X2"):
-        tangent.tangent_kernel(model, X, inputs(4, 5, 0))
+        tangent_kernel(X, model, X2=inputs(4, 5, 0))
     with pytest.raises(ValueError, match="NaN"):
-        tangent.tangent_kernel(model, X * float("nan"))
+        tangent_kernel(X * float("nan"), model)
     with pytest.raises(ValueError, match="batch dimension"):
-        tangent.tangent_features(model, X[0])
+        tangent_features(X[0], model)
     with pytest.raises(ValueError, match="batch_size"):
-        tangent.tangent_features(model, X, batch_size=0)
+        tangent_features(X, model, batch_size=0)
     with pytest.raises(KeyError, match="missing"):
-        tangent.tangent_features(model, X, params={"0.weight": torch.zeros(4, 3)})
+        tangent_features(X, model, {"0.weight": torch.zeros(4, 3)})
     bad = {k: v.detach() for k, v in model.named_parameters()}
     bad["0.weight"] = torch.zeros(2, 2, dtype=DTYPE)
     with pytest.raises(ValueError, match=r"params\['0.weight'\] has shape"):
-        tangent.tangent_kernel(model, X, params=bad)
+        tangent_kernel(X, model, bad)
     wide = mlp(3, 4, 1, d_out=2, dtype=DTYPE)
     with pytest.raises(ValueError, match="one scalar output"):
-        tangent.tangent_kernel(wide, X)
+        tangent_kernel(X, wide)
 
 
 def test_flatten_roundtrip_and_column_order():
     model = mlp(3, 4, 1, dtype=DTYPE)
     params = dict(model.named_parameters())
-    vector = tangent.flatten_params(params)
+    vector = flatten_params(params)
     assert vector.shape == (sum(p.numel() for p in params.values()),)
-    back = tangent.unflatten_params(vector, params)
+    back = unflatten_params(vector, params)
     assert all(torch.equal(back[k], params[k]) for k in params)
     with pytest.raises(ValueError, match="vector must have shape"):
-        tangent.unflatten_params(vector[:-1], params)
+        unflatten_params(vector[:-1], params)
 
 
 def test_linearize_is_first_order_taylor_model():
     model = mlp(5, 12, 2, seed=1, dtype=DTYPE)
     X = inputs(8, 5, 5)
-    f_lin = tangent.linearize(model)
+    f_lin = linearize(model)
     theta0 = {k: v.detach().clone() for k, v in model.named_parameters()}
-    assert torch.allclose(f_lin(theta0, X)[:, 0], tangent.model_output(model, X), atol=1e-14)
+    assert torch.allclose(f_lin(X, theta0)[:, 0], model_output(X, model), atol=1e-14)
     delta = {k: 0.2 * torch.randn_like(v) for k, v in theta0.items()}
     shifted = {k: theta0[k] + delta[k] for k in theta0}
-    Phi = tangent.naive_tangent_features(model, X)
-    expected = tangent.model_output(model, X) + Phi @ tangent.flatten_params(delta)
-    assert torch.allclose(f_lin(shifted, X)[:, 0], expected, rtol=1e-12, atol=1e-12)
+    Phi = naive_tangent_features(X, model)
+    expected = model_output(X, model) + Phi @ flatten_params(delta)
+    assert torch.allclose(f_lin(X, shifted)[:, 0], expected, rtol=1e-12, atol=1e-12)
     # Exactly linear in theta: doubling the displacement doubles the change.
     doubled = {k: theta0[k] + 2 * delta[k] for k in theta0}
-    change = f_lin(shifted, X) - f_lin(theta0, X)
-    assert torch.allclose(f_lin(doubled, X) - f_lin(theta0, X), 2 * change, atol=1e-12)
+    change = f_lin(X, shifted) - f_lin(X, theta0)
+    assert torch.allclose(f_lin(X, doubled) - f_lin(X, theta0), 2 * change, atol=1e-12)
     # The network itself is not linear in theta.
-    nonlinear = tangent.model_output(model, X, shifted) - tangent.model_output(model, X)
+    nonlinear = model_output(X, model, shifted) - model_output(X, model)
     assert not torch.allclose(nonlinear, change[:, 0], atol=1e-6)
 
 
 def test_linearize_is_differentiable_and_frozen():
     model = mlp(3, 6, 1, seed=2, dtype=DTYPE)
     X = inputs(5, 3, 6)
-    f_lin = tangent.linearize(model)
+    f_lin = linearize(model)
     params = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
-    f_lin(params, X).sum().backward()
+    f_lin(X, params).sum().backward()
     # Gradient of sum_i f_lin(x_i) wrt theta is sum_i phi(x_i), whatever theta is.
-    Phi = tangent.naive_tangent_features(model, X)
-    grad = tangent.flatten_params({k: v.grad for k, v in params.items()})
+    Phi = naive_tangent_features(X, model)
+    grad = flatten_params({k: v.grad for k, v in params.items()})
     assert torch.allclose(grad, Phi.sum(0), atol=1e-12)
     # Changing the model afterwards does not move the expansion point.
-    before = f_lin(params, X).detach()
+    before = f_lin(X, params).detach()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
-    assert torch.equal(f_lin(params, X).detach(), before)
+    assert torch.equal(f_lin(X, params).detach(), before)
     with pytest.raises(KeyError, match="missing"):
-        f_lin({}, X)
+        f_lin(X, {})
 
 
 def test_quadrature_rules_integrate_polynomials():
     for rule, nodes, degree in (("gauss-legendre", 4, 7), ("trapezoid", 2, 1), ("riemann", 1, 0)):
-        t, w = tangent.quadrature_rule(nodes, rule)
+        t, w = quadrature_rule(nodes, rule=rule)
         for k in range(degree + 1):
             assert abs(np.sum(w * t**k) - 1.0 / (k + 1)) < 1e-13
     # A left Riemann sum with N nodes integrates t to 1/2 - 1/(2N).
-    t, w = tangent.quadrature_rule(10, "riemann")
+    t, w = quadrature_rule(10, rule="riemann")
     assert abs(np.sum(w * t) - (0.5 - 0.05)) < 1e-14
     with pytest.raises(ValueError, match="rule"):
-        tangent.quadrature_rule(4, "simpson")
+        quadrature_rule(4, rule="simpson")
     with pytest.raises(ValueError, match="nodes"):
-        tangent.quadrature_rule(0)
+        quadrature_rule(0)
 
 
 def test_path_averaged_features_for_smooth_net():
@@ -191,7 +199,8 @@ def test_path_averaged_features_for_smooth_net():
         for k, v in params0.items()
     }
     X = inputs(6, 4, 7)
-    _, residual_coarse = tangent.path_averaged_features(model, params0, params1, X, nodes=2)
-    Phi_bar, residual = tangent.path_averaged_features(model, params0, params1, X, nodes=16)
+    residual_coarse = path_averaged_features(X, model, params0, params1, nodes=2).residual
+    result = path_averaged_features(X, model, params0, params1, nodes=16)
+    Phi_bar, residual = result.Phi_bar, result.residual
     assert residual < 1e-10 and residual_coarse > 1e-4
-    assert Phi_bar.shape == (6, tangent.flatten_params(params0).numel())
+    assert Phi_bar.shape == (6, flatten_params(params0).numel())

@@ -1,26 +1,14 @@
-"""End-to-end experiments of the book, cached on disk (see :mod:`atf_lite.cache`).
+"""The book's experiments: problem generators, chapter experiments and the command line.
 
-* ``kernel_alignment``: the paper's Figures 1 and 3
-  (:func:`atf_lite.experiments.alignment_run.kernel_alignment`);
-* ``sample_complexity``: fixed vs adaptive vs full models
-  (:func:`atf_lite.experiments.sample_complexity_run.sample_complexity`).
+Modules
+-------
+problems          random instances and targets (chapters 2 to 4)
+recovery          sparse recovery and low-rank matrix sensing trials (chapter 4)
+alignment_run     kernel alignment of trained networks, Figures 1 and 3 (chapters 5 and 6)
+alignment_report  its tables, figures and JSON summary
+alignment_cli     ``python -m atf_lite alignment``
+cli               ``python -m atf_lite``: the sub-commands
 
-Each module also provides a ``python -m atf_lite`` sub-command.
+Experiments take a frozen settings dataclass and cache their results on disk
+(:mod:`atf_lite.cache`).
 """
-
-from __future__ import annotations
-
-__all__ = ["kernel_alignment", "sample_complexity"]
-
-
-def __getattr__(name: str):
-    # Imported lazily so that one experiment's dependencies never slow down the other.
-    if name == "kernel_alignment":
-        from .alignment_run import kernel_alignment
-
-        return kernel_alignment
-    if name == "sample_complexity":
-        from .sample_complexity_run import sample_complexity
-
-        return sample_complexity
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

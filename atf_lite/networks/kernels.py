@@ -25,7 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tangent import Params, layer_signals, model_params, path_averaged_features
+from .._validation import to_numpy
+from .functional import Params, model_params
+from .path_averaging import path_averaged_features
+from .tangent import layer_signals
 
 __all__ = [
     "dense_layer_names",
@@ -55,7 +58,7 @@ def _augmented_inputs(H: torch.Tensor, has_bias: bool) -> torch.Tensor:
     return torch.cat([H, torch.ones(H.shape[0], 1, dtype=torch.float64, device=H.device)], 1)
 
 
-def _check_transform(M, size: int, what: str) -> torch.Tensor:
+def _check_transform(M: np.ndarray | torch.Tensor, size: int, what: str) -> torch.Tensor:
     M = torch.as_tensor(M, dtype=torch.float64)
     if M.shape != (size, size):
         raise ValueError(f"{what} must have shape ({size}, {size}), got {tuple(M.shape)}")
@@ -65,11 +68,12 @@ def _check_transform(M, size: int, what: str) -> torch.Tensor:
 
 
 def layer_adapted_kernel(
-    model: nn.Module,
     X1: torch.Tensor,
-    transforms: Sequence,
-    X2: torch.Tensor | None = None,
+    model: nn.Module,
+    transforms: Sequence[tuple[torch.Tensor, torch.Tensor] | None],
     params: Params | None = None,
+    *,
+    X2: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Adapted kernel ``Σ_l (G_l A_l A_lᵀ G_lᵀ) ⊙ (H̃_l B_l B_lᵀ H̃_lᵀ)`` (float64 ``[n1, n2]``).
 
@@ -78,10 +82,10 @@ def layer_adapted_kernel(
     of shape ``[d + 1, d + 1]`` for a layer with a bias (``d`` inputs; the last coordinate is
     the constant input of the bias) or ``[d, d]`` without.  Equivalent to transforming that
     layer's tangent features by ``Γ = A ⊗ B``; with every entry ``None`` it equals
-    :func:`atf_lite.tangent.tangent_kernel`.  ``X2=None`` means ``X2 = X1``.
+    :func:`~atf_lite.networks.tangent.tangent_kernel`.  ``X2=None`` means ``X2 = X1``.
     """
-    signals1 = layer_signals(model, X1, params)
-    signals2 = signals1 if X2 is None else layer_signals(model, X2, params)
+    signals1 = layer_signals(X1, model, params)
+    signals2 = signals1 if X2 is None else layer_signals(X2, model, params)
     if len(transforms) != len(signals1):
         raise ValueError(
             f"transforms must have one entry per dense layer ({len(signals1)}), got "
@@ -126,7 +130,7 @@ def weight_change_spectra(model: nn.Module, params0: Params, params1: Params) ->
 
 
 def weight_change_transforms(
-    model: nn.Module, params0: Params, params1: Params, scale: float, rank: int = 1
+    model: nn.Module, params0: Params, params1: Params, scale: float, *, rank: int = 1
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-layer transforms ``A = I + (scale − 1) U Uᵀ``, ``B = I + (scale − 1) V Vᵀ``.
 
@@ -152,15 +156,17 @@ def weight_change_transforms(
     return transforms
 
 
-def eigen_overlaps(K, v, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def eigen_overlaps(
+    K: np.ndarray | torch.Tensor, v: np.ndarray | torch.Tensor, *, k: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` eigenvalues of the symmetric ``K`` (``[n, n]``) largest in magnitude, and ``|cos|``
     between each one's eigenvector and the vector ``v`` (``[n]``).
 
     Returns ``(eigenvalues, overlaps)``, both float64 ``[k]``, ordered by decreasing
     ``|eigenvalue|``.  An overlap of 1 means the eigenvector is parallel to ``v``.
     """
-    K = np.asarray(K.detach().cpu() if isinstance(K, torch.Tensor) else K, dtype=np.float64)
-    v = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
+    K = to_numpy(K)
+    v = to_numpy(v)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"K must be a square matrix, got shape {K.shape}")
     if not np.allclose(K, K.T, rtol=1e-8, atol=1e-8 * np.abs(K).max()):
@@ -178,17 +184,18 @@ def eigen_overlaps(K, v, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
 
 
 def quadrature_residuals(
+    X: torch.Tensor,
     model: nn.Module,
     params0: Params,
     params1: Params,
-    X: torch.Tensor,
+    *,
     nodes: Sequence[int] = (4, 16, 64, 256),
     rules: Sequence[str] = ("riemann", "trapezoid", "gauss-legendre"),
 ) -> dict[str, np.ndarray]:
     """Relative residual of ``f(X; θ1) − f(X; θ0) = Φ̄ (θ1 − θ0)`` per rule and node count.
 
     Returns ``{rule: residuals}`` with ``residuals[j]`` (float64) from
-    :func:`atf_lite.tangent.path_averaged_features` with ``nodes[j]`` nodes.
+    :func:`~atf_lite.networks.path_averaging.path_averaged_features` with ``nodes[j]`` nodes.
     """
     if len(nodes) == 0 or len(rules) == 0:
         raise ValueError("nodes and rules must not be empty")
@@ -196,7 +203,9 @@ def quadrature_residuals(
     for rule in rules:
         table[rule] = np.array(
             [
-                path_averaged_features(model, params0, params1, X, nodes=int(count), rule=rule)[1]
+                path_averaged_features(
+                    X, model, params0, params1, nodes=int(count), rule=rule
+                ).residual
                 for count in nodes
             ]
         )

@@ -1,18 +1,12 @@
-"""Spectral penalties ``ω`` and their effective penalties ``ω̃``.
+"""Spectral penalties ``ω`` of a feature transformation.
 
 A spectral penalty charges a feature transformation ``Γ`` through its singular values,
-``Ω(Γ) = Σ_i ω(σ_i(Γ))``, where ``ω ≥ 0`` vanishes at 1 (the identity costs nothing), is
-non-increasing on ``[0, 1]`` and non-decreasing on ``[1, ∞)``.  Its effective penalty
-
-    ``ω̃(v) = inf_{z ≥ 1} ω(z) + v² / z²``
-
-is the cost of a weight vector of norm ``v`` once the features may be rescaled by ``z``
-(chapter 2); the minimiser ``s(v) ≥ 1`` is the adaptation scale of Theorem 1 (chapter 3).
+``Ω(Γ) = Σ_i ω(σ_i(Γ))`` (:func:`spectral_penalty`), where ``ω ≥ 0`` vanishes at 1 (the identity
+costs nothing), is non-increasing on ``[0, 1]`` and non-decreasing on ``[1, ∞)``.  Its effective
+penalty ``ω̃`` lives in :mod:`atf_lite.theory.effective`.
 
 A penalty is a :class:`Penalty`: a name, a vectorised function, and optional hooks for its
-derivative and for closed forms of ``ω̃`` and ``s``.  Without closed forms,
-:func:`effective_penalty` minimises numerically (a grid over ``log z`` to find the basin, then
-golden-section search and a parabolic polish).  Provided penalties:
+derivative and for closed forms of ``ω̃`` and of the adaptation scale ``s``.  Provided penalties:
 
 * ``omega_sq``: ``(z − 1)²``; ``s`` is the root ``≥ 1`` of the quartic ``z³ (z − 1) = v²``.
 * ``omega_abs``: ``|z − 1|``; ``s = 1`` for ``v ≤ 1/√2`` and ``s = (2 v²)^(1/3)`` beyond.
@@ -26,28 +20,30 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Union
 
 import numpy as np
 
+from .._types import ArrayLike
+from .._validation import as_float_array, check_nonnegative_array
+from ._line_search import minimise_on_interval
+
 __all__ = [
     "Penalty",
+    "PenaltyLike",
     "penalty",
+    "as_penalty",
     "omega_sq",
     "omega_abs",
     "oplus",
-    "effective_penalty",
-    "adaptation_scale",
-    "effective_penalty_and_scale",
+    "spectral_penalty",
     "LAZY_THRESHOLD_ABS",
 ]
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 
-# For omega_abs the optimal scale is exactly 1 (no adaptation) iff v ≤ 1/√2.
+#: For ``omega_abs`` the adaptation scale is exactly 1 (no adaptation) iff ``v ≤ 1/√2``.
 LAZY_THRESHOLD_ABS = math.sqrt(0.5)
-
-_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
-
 
 @dataclass(frozen=True)
 class Penalty:
@@ -78,14 +74,14 @@ class Penalty:
     smooth: bool = True
     smoothing: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None = None
 
-    def __call__(self, z):
-        z_arr = _as_nonnegative(z, "z")
+    def __call__(self, z: float | np.ndarray) -> float | np.ndarray:
+        z_arr = check_nonnegative_array(z, "z")
         out = self.func(z_arr)
         return float(out) if np.ndim(z) == 0 else out
 
     def grad(self, z: np.ndarray) -> np.ndarray:
         """``ω'(z)`` on a float64 array: the ``derivative`` hook or central differences."""
-        z = _as_nonnegative(z, "z")
+        z = check_nonnegative_array(z, "z")
         if self.derivative is not None:
             return np.asarray(self.derivative(z), dtype=np.float64)
         # Step ~ eps^(1/3) balances truncation and rounding error of the central difference;
@@ -97,15 +93,6 @@ class Penalty:
 
     def __repr__(self) -> str:
         return f"Penalty({self.name!r})"
-
-
-def _as_nonnegative(x, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    if np.any(np.isnan(arr)):
-        raise ValueError(f"{name} contains NaN")
-    if np.any(arr < 0):
-        raise ValueError(f"{name} must be non-negative, got minimum {arr.min()!r}")
-    return arr
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +182,12 @@ def penalty(
     return Penalty(name=name, func=vec, derivative=deriv, smooth=smooth)
 
 
-def _as_penalty(omega, name: str = "omega") -> Penalty:
+# A Penalty, or a callable ω that penalty() validates and wraps.
+PenaltyLike = Union[Penalty, Callable[[np.ndarray], np.ndarray]]
+
+
+def as_penalty(omega: PenaltyLike, name: str = "omega") -> Penalty:
+    """``omega`` as a :class:`Penalty` (a callable is validated by :func:`penalty`)."""
     if isinstance(omega, Penalty):
         return omega
     if callable(omega):
@@ -257,6 +249,7 @@ def _abs_effective(v):
     return np.where(v <= LAZY_THRESHOLD_ABS, v * v, 1.5 * s - 1.0)
 
 
+#: ``ω(z) = (z − 1)²``, with closed forms of ``ω̃`` and of the adaptation scale.
 omega_sq = Penalty(
     name="(z-1)^2",
     func=_sq_func,
@@ -271,6 +264,7 @@ def _abs_smoothing(z, mu):
     return root - mu, (z - 1.0) / root
 
 
+#: ``ω(z) = |z − 1|``, with closed forms; no adaptation (``s = 1``) for ``v ≤ 1/√2``.
 omega_abs = Penalty(
     name="|z-1|",
     func=lambda z: np.abs(z - 1.0),
@@ -286,78 +280,6 @@ omega_abs = Penalty(
 # --------------------------------------------------------------------------------------------
 # Vectorised one-dimensional minimisation
 # --------------------------------------------------------------------------------------------
-
-
-def _minimise_on_interval(objective, lo: np.ndarray, hi: np.ndarray, grid: int, iterations: int):
-    """Minimise ``objective(x)`` over ``x ∈ [lo, hi]`` for many independent problems at once.
-
-    ``objective`` maps an array ``x`` of shape ``[m, k]`` (row ``i`` belongs to problem ``i``) to
-    values of the same shape.  A uniform grid of ``grid`` points locates the best basin;
-    ``iterations`` steps of golden-section search shrink the bracket around the best grid point
-    (by 0.618 each); a safeguarded parabolic step then refines the minimiser (golden section
-    alone resolves it only to about the square root of machine precision, because the function
-    is flat there); finally both interval ends are compared, so minima on the boundary are
-    returned exactly.
-    Returns ``(x_min, f_min)``, arrays of shape ``[m]``.
-    """
-    m = lo.shape[0]
-    rows = np.arange(m)
-    rounding = 64.0 * np.finfo(np.float64).eps  # relative size of evaluation noise
-    frac = np.linspace(0.0, 1.0, grid)
-    xs = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
-    fs = objective(xs)
-    k = np.argmin(fs, axis=1)
-    a = xs[rows, np.maximum(k - 1, 0)]
-    b = xs[rows, np.minimum(k + 1, grid - 1)]
-    best_x, best_f = xs[rows, k], fs[rows, k]
-
-    def evaluate(x):
-        return objective(x[:, None])[:, 0]
-
-    c = b - _GOLDEN * (b - a)
-    d = a + _GOLDEN * (b - a)
-    fc, fd = evaluate(c), evaluate(d)
-    for _ in range(iterations):
-        left = fc < fd  # keep [a, d] when the left probe is lower
-        b = np.where(left, d, b)
-        a = np.where(left, a, c)
-        new_c = b - _GOLDEN * (b - a)
-        new_d = a + _GOLDEN * (b - a)
-        c_next = np.where(left, new_c, d)
-        d_next = np.where(left, c, new_d)
-        f_probe = evaluate(np.where(left, new_c, new_d))
-        fc, fd = np.where(left, f_probe, fd), np.where(left, fc, f_probe)
-        c, d = c_next, d_next
-    for x, f in ((c, fc), (d, fd)):
-        better = f < best_f
-        best_x, best_f = np.where(better, x, best_x), np.where(better, f, best_f)
-
-    # Parabolic refinement through x − δ, x, x + δ with δ ~ eps^(1/3)·scale: error O(δ²)
-    # from truncation plus O(eps/δ) from rounding, about 1e-11 relative.  Near a smooth
-    # minimum the objective cannot tell the two points apart (they differ by rounding), so
-    # the step is kept unless it raises the objective by more than rounding, which is what
-    # happens when the minimum sits on a kink.
-    width = hi - lo
-    delta = np.minimum(6e-6 * np.maximum(np.abs(best_x), 1.0), 0.25 * width)
-    f_minus, f_plus = evaluate(best_x - delta), evaluate(best_x + delta)
-    curvature = f_plus - 2.0 * best_f + f_minus
-    with np.errstate(divide="ignore", invalid="ignore"):
-        step = 0.5 * delta * (f_minus - f_plus) / curvature
-    ok = (curvature > 0) & np.isfinite(step) & (np.abs(step) <= delta)
-    candidate = np.clip(np.where(ok, best_x + step, best_x), lo, hi)
-    f_candidate = evaluate(candidate)
-    better = f_candidate <= best_f + rounding * np.abs(best_f)
-    best_x, best_f = np.where(better, candidate, best_x), np.where(better, f_candidate, best_f)
-
-    f_hi = evaluate(hi)
-    better = f_hi < best_f
-    best_x, best_f = np.where(better, hi, best_x), np.where(better, f_hi, best_f)
-    # The lower end wins ties up to rounding: for the effective penalty it is z = 1 (no
-    # adaptation), which must come out exactly when nothing measurable is gained by leaving it.
-    f_lo = evaluate(lo)
-    better = f_lo <= best_f + rounding * np.abs(best_f)
-    best_x, best_f = np.where(better, lo, best_x), np.where(better, f_lo, best_f)
-    return best_x, best_f
 
 
 def _oplus_value(omega_a: Penalty, omega_b: Penalty, z: np.ndarray) -> np.ndarray:
@@ -380,20 +302,20 @@ def _oplus_value(omega_a: Penalty, omega_b: Penalty, z: np.ndarray) -> np.ndarra
             return omega_a.func(zz**alpha) + omega_b.func(zz ** (1.0 - alpha))
 
         m = zz.shape[0]
-        _, f = _minimise_on_interval(objective, np.zeros(m), np.ones(m), grid=33, iterations=45)
+        _, f = minimise_on_interval(objective, np.zeros(m), np.ones(m), grid=33, iterations=45)
         out[active] = f
     return out.reshape(z.shape)
 
 
-def oplus(omega_a, omega_b) -> Penalty:
+def oplus(omega_a: PenaltyLike, omega_b: PenaltyLike) -> Penalty:
     """The penalty ``(ω_a ⊕ ω_b)(z) = inf_{uv = z, u, v > 0} ω_a(u) + ω_b(v)``.
 
     It is what a product of two transformations ``Γ = Γ_a Γ_b`` costs per singular value when
     each factor is charged separately; ``z ↦ (ω_a ⊕ ω_b)(z)`` is again a penalty.  Evaluated by
     numerical minimisation over the split ``u = z^α``, ``α ∈ [0, 1]``.
     """
-    a = _as_penalty(omega_a, "omega_a")
-    b = _as_penalty(omega_b, "omega_b")
+    a = as_penalty(omega_a, "omega_a")
+    b = as_penalty(omega_b, "omega_b")
     return Penalty(
         name=f"({a.name}) ⊕ ({b.name})",
         func=lambda z: _oplus_value(a, b, np.asarray(z, dtype=np.float64)),
@@ -403,91 +325,8 @@ def oplus(omega_a, omega_b) -> Penalty:
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Effective penalty and adaptation scale
-# --------------------------------------------------------------------------------------------
-
-# The search for s works in t = log z ∈ [0, log z_hi]; z_hi comes from a doubling ladder.
-_LADDER = 2.0 ** np.arange(1, 257)
-
-
-def _check_v(v) -> np.ndarray:
-    arr = np.asarray(v, dtype=np.float64)
-    if np.any(np.isnan(arr)):
-        raise ValueError("v contains NaN")
-    if np.any(arr < 0):
-        raise ValueError(f"v must be non-negative, got minimum {arr.min()!r}")
-    if np.any(np.isinf(arr)):
-        raise ValueError("v must be finite")
-    return arr
-
-
-def _numerical_effective(omega: Penalty, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(ω̃(v), s(v))`` for a 1-D array of ``v > 0`` by numerical minimisation over ``z ≥ 1``.
-
-    Since ``ω(s) + v²/s² ≤ ω(1) + v² = v²``, the minimiser satisfies ``ω(s) < v²``; the first
-    ``z_hi = 2^k`` with ``ω(z_hi) ≥ v²`` therefore bounds it (``ω`` is non-decreasing there).
-    """
-    v2 = v * v
-    with np.errstate(over="ignore"):
-        ladder_values = np.maximum.accumulate(omega.func(_LADDER))
-    idx = np.searchsorted(ladder_values, v2, side="left")
-    if np.any(idx >= _LADDER.size):
-        bad = v[idx >= _LADDER.size][0]
-        raise ValueError(
-            f"omega ({omega.name}) grows too slowly: omega(z) < v² = {bad**2!r} for all z up to "
-            "2^256, so the infimum over z is not attained"
-        )
-    t_hi = np.log(_LADDER[idx])
-
-    def objective(t):
-        with np.errstate(over="ignore"):
-            return omega.func(np.exp(t)) + v2[:, None] * np.exp(-2.0 * t)
-
-    t, f = _minimise_on_interval(objective, np.zeros_like(v), t_hi, grid=129, iterations=50)
-    return f, np.exp(t)
-
-
-def effective_penalty_and_scale(omega, v) -> tuple:
-    """``(ω̃(v), s(v))`` in one pass; see :func:`effective_penalty` and :func:`adaptation_scale`.
-
-    ``v`` is a non-negative scalar or array; scalars give floats, arrays give float64 arrays
-    of ``v``'s shape.
-    """
-    omega = _as_penalty(omega)
-    v_arr = _check_v(v)
-    flat = v_arr.reshape(-1)
-    value = np.zeros_like(flat)  # v = 0: ω̃ = 0 attained at s = 1
-    scale = np.ones_like(flat)
-    pos = flat > 0
-    if np.any(pos):
-        vp = flat[pos]
-        if omega.effective is not None and omega.scale is not None:
-            value[pos], scale[pos] = omega.effective(vp), omega.scale(vp)
-        else:
-            value[pos], scale[pos] = _numerical_effective(omega, vp)
-    value, scale = value.reshape(v_arr.shape), scale.reshape(v_arr.shape)
-    if v_arr.ndim == 0:
-        return float(value), float(scale)
-    return value, scale
-
-
-def effective_penalty(omega, v):
-    """The effective penalty ``ω̃(v) = inf_{z ≥ 1} ω(z) + v² / z²``.
-
-    ``omega`` is a :class:`Penalty` (or a callable, validated by :func:`penalty`); ``v ≥ 0`` a
-    scalar or array (vectorised; a scalar gives a float).  Closed forms are used when the penalty
-    provides them; otherwise numerical minimisation, accurate to about ``1e-12`` relative.
-    Raises ``ValueError`` for negative, NaN or infinite ``v``.
-    """
-    return effective_penalty_and_scale(omega, v)[0]
-
-
-def adaptation_scale(omega, v):
-    """The adaptation scale ``s(v) = argmin_{z ≥ 1} ω(z) + v² / z²`` (``s ≥ 1``).
-
-    ``s = 1`` means no adaptation (the lazy regime).  Same arguments and errors as
-    :func:`effective_penalty`.  Without a closed form the minimiser is found numerically; if it
-    is not unique, one of the minimisers is returned.
-    """
-    return effective_penalty_and_scale(omega, v)[1]
+def spectral_penalty(Gamma: ArrayLike, omega: PenaltyLike) -> float:
+    """``Ω(Γ) = Σ_i ω(σ_i(Γ))`` over the singular values of a square matrix ``Gamma``."""
+    omega = as_penalty(omega)
+    Gamma = as_float_array(Gamma, "Gamma", 2)
+    return float(np.sum(omega.func(np.linalg.svd(Gamma, compute_uv=False))))

@@ -1,27 +1,28 @@
-"""Linear models in tangent feature space: kernel regression and gradient descent on the
-linearised network, and how far a trained network drifts from its linearisation.
+"""Linear models in tangent feature space: gradient descent on the linearised network, and how
+far a trained network drifts from its linearisation.
 
 The linearised model around ``θ0`` is ``f_lin(x; θ) = f(x; θ0) + φ(x)ᵀ(θ − θ0)`` with tangent
-features ``φ`` (see :mod:`atf_lite.tangent`).  Gradient descent on the squared loss
+features ``φ`` (see :mod:`atf_lite.networks.tangent`).  Kernel regression itself is
+:func:`atf_lite.linalg.kernel_regression`.  Gradient descent on the squared loss
 ``½ ‖f_lin(X; θ) − y‖²`` from ``θ = θ0`` keeps ``θ − θ0`` in the row space of ``Φ`` and therefore
 converges to the minimum-norm interpolator of the residual targets ``y − f(X; θ0)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from .progress import progress_bar
-from .tangent import flatten_params, linearize, model_output, model_params
+from ..progress import progress_bar
+from .functional import Params, flatten_params, linearize, model_output, model_params
+from .tangent import tangent_kernel
 
 __all__ = [
-    "kernel_regression",
     "heavy_ball_parameters",
     "GradientDescentResult",
     "train_linearized",
@@ -29,29 +30,6 @@ __all__ = [
     "LinearizationGap",
     "linearization_gap",
 ]
-
-
-def kernel_regression(K_train, y, K_test=None) -> np.ndarray:
-    """Kernel interpolation ``K_test K_train⁻¹ y`` (Cholesky solve, float64).
-
-    ``K_train``: ``[n, n]`` symmetric positive definite; ``y``: ``[n]``; ``K_test``: ``[m, n]``
-    kernel between test and training points (default ``K_train``: fitted values).  Returns the
-    ``[m]`` predictions.  Raises ``ValueError`` when ``K_train`` is not positive definite.
-    """
-    K = np.asarray(K_train, dtype=np.float64)
-    targets = np.asarray(y, dtype=np.float64)
-    if K.ndim != 2 or K.shape[0] != K.shape[1]:
-        raise ValueError(f"K_train must be a square matrix, got shape {K.shape}")
-    if targets.shape != (K.shape[0],):
-        raise ValueError(f"y must have shape [{K.shape[0]}], got {targets.shape}")
-    cross = K if K_test is None else np.asarray(K_test, dtype=np.float64)
-    if cross.ndim != 2 or cross.shape[1] != K.shape[0]:
-        raise ValueError(f"K_test must have shape [m, {K.shape[0]}], got {cross.shape}")
-    try:
-        factor = scipy.linalg.cho_factor(K, lower=True)
-    except np.linalg.LinAlgError as exc:
-        raise ValueError("K_train is not positive definite: the interpolant is not unique") from exc
-    return cross @ scipy.linalg.cho_solve(factor, targets)
 
 
 def heavy_ball_parameters(lambda_min: float, lambda_max: float) -> tuple[float, float]:
@@ -72,7 +50,7 @@ def heavy_ball_parameters(lambda_min: float, lambda_max: float) -> tuple[float, 
     return float(lr), float(momentum)
 
 
-@dataclass
+@dataclass(frozen=True)
 class GradientDescentResult:
     """Parameters after gradient descent and the loss ``½‖f − y‖²`` before each step.
 
@@ -88,7 +66,9 @@ class GradientDescentResult:
     distances: np.ndarray | None = None
 
 
-def _check_training_inputs(X, y, steps, lr, momentum):
+def _check_training_inputs(
+    X: torch.Tensor, y: torch.Tensor, steps: int, lr: float, momentum: float
+) -> None:
     if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
         raise ValueError(f"X must be [n, ...] and y [n]; got {tuple(X.shape)} and {tuple(y.shape)}")
     if not isinstance(steps, (int, np.integer)) or steps < 0:
@@ -99,7 +79,16 @@ def _check_training_inputs(X, y, steps, lr, momentum):
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
 
 
-def _descend(forward, params, y, steps, lr, momentum, desc, track=None):
+def _descend(
+    forward: Callable[[Params], torch.Tensor],
+    params: Params,
+    y: torch.Tensor,
+    steps: int,
+    lr: float,
+    momentum: float,
+    desc: str,
+    track: Callable[[Params], float] | None = None,
+) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray | None]:
     """Full-batch (heavy-ball) gradient descent on ``½‖forward(params) − y‖²``.
 
     ``track(params) -> float`` is evaluated before every step and after the last one.
@@ -109,7 +98,7 @@ def _descend(forward, params, y, steps, lr, momentum, desc, track=None):
     }
     optimizer = torch.optim.SGD(trainable.values(), lr=lr, momentum=momentum)
 
-    def loss_at(p):
+    def loss_at(p: Params) -> torch.Tensor:
         return 0.5 * torch.sum((forward(p) - y) ** 2)
 
     losses, tracked = [], []
@@ -134,13 +123,14 @@ def _descend(forward, params, y, steps, lr, momentum, desc, track=None):
 
 
 def train_linearized(
-    model: nn.Module,
     X: torch.Tensor,
     y: torch.Tensor,
+    model: nn.Module,
+    params0: Params | None = None,
+    *,
     steps: int,
     lr: float,
     momentum: float = 0.0,
-    params0=None,
     reference: torch.Tensor | None = None,
 ) -> GradientDescentResult:
     """Full-batch gradient descent on the linearised model's loss ``½‖f_lin(X; θ) − y‖²``.
@@ -162,27 +152,28 @@ def train_linearized(
             )
         scale = torch.linalg.vector_norm(reference)
 
-        def track(p):
+        def track(p: Params) -> float:
             with torch.no_grad():
                 gap = flatten_params(p) - flat0 - reference
                 return float(torch.linalg.vector_norm(gap) / scale)
 
     f_lin = linearize(model, theta0)
     params, losses, distances = _descend(
-        lambda p: f_lin(p, X).reshape(-1), theta0, y, steps, lr, momentum, "linearised GD", track
+        lambda p: f_lin(X, p).reshape(-1), theta0, y, steps, lr, momentum, "linearised GD", track
     )
     delta = flatten_params(params) - flat0
     return GradientDescentResult(delta=delta, params=params, losses=losses, distances=distances)
 
 
 def train_network(
-    model: nn.Module,
     X: torch.Tensor,
     y: torch.Tensor,
+    model: nn.Module,
+    params0: Params | None = None,
+    *,
     steps: int,
     lr: float,
     momentum: float = 0.0,
-    params0=None,
 ) -> GradientDescentResult:
     """The same full-batch gradient descent as :func:`train_linearized`, on the network itself.
 
@@ -223,10 +214,11 @@ class LinearizationGap:
 
 
 def linearization_gap(
-    model: nn.Module,
     X: torch.Tensor,
     y: torch.Tensor,
     X_eval: torch.Tensor,
+    model: nn.Module,
+    *,
     steps: int,
     lr_scale: float = 1.0,
 ) -> LinearizationGap:
@@ -237,22 +229,20 @@ def linearization_gap(
     runs comparable across widths, whose kernels have different scales (stable for
     ``lr_scale < 2``).
     """
-    from .tangent import tangent_kernel
-
     if not 0 < lr_scale < 2:
         raise ValueError(
             f"lr_scale must be in (0, 2) for stable gradient descent, got {lr_scale!r}"
         )
     theta0 = model_params(model)
-    K0 = tangent_kernel(model, X, params=theta0)
+    K0 = tangent_kernel(X, model, theta0)
     lr = lr_scale / float(torch.linalg.eigvalsh(K0.double())[-1])
-    lin = train_linearized(model, X, y, steps, lr, params0=theta0)
-    net = train_network(model, X, y, steps, lr, params0=theta0)
+    lin = train_linearized(X, y, model, theta0, steps=steps, lr=lr)
+    net = train_network(X, y, model, theta0, steps=steps, lr=lr)
     with torch.no_grad():
-        f0 = model_output(model, X_eval, theta0)
-        f_net = model_output(model, X_eval, net.params)
-        f_lin = linearize(model, theta0)(lin.params, X_eval).reshape(-1)
-    KT = tangent_kernel(model, X, params=net.params)
+        f0 = model_output(X_eval, model, theta0)
+        f_net = model_output(X_eval, model, net.params)
+        f_lin = linearize(model, theta0)(X_eval, lin.params).reshape(-1)
+    KT = tangent_kernel(X, model, net.params)
     return LinearizationGap(
         function_gap=float(
             torch.linalg.vector_norm(f_net - f_lin) / torch.linalg.vector_norm(f_lin - f0)

@@ -1,6 +1,3 @@
-import sys
-import types
-
 import numpy as np
 import pytest
 import scipy.linalg
@@ -9,19 +6,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atf_lite.adaptive import (
-    JointSolution,
+from atf_lite.experiments.problems import difficulty_targets, random_instance
+from atf_lite.linalg import min_norm_interpolator
+from atf_lite.solvers import joint as joint_module
+from atf_lite.solvers.joint import (
+    Theorem1Gaps,
     _full_objective,
     compare_with_theorem1,
-    difficulty_targets,
-    min_norm_interpolator,
-    random_instance,
     reduced_objective,
     solve_joint,
-    spectral_penalty,
-    theorem1_solution,
 )
-from atf_lite.penalties import adaptation_scale, effective_penalty, omega_abs, omega_sq, oplus
+from atf_lite.solvers.solution import JointSolution
+from atf_lite.theory.effective import adaptation_scale, effective_penalty
+from atf_lite.theory.penalties import omega_abs, omega_sq, oplus, spectral_penalty
+from atf_lite.theory.theorem1 import theorem1_solution
 
 
 def orthogonal(p, rng):
@@ -81,13 +79,13 @@ def test_theorem1_solution_is_feasible_and_self_consistent(omega, target_norm):
     sol = theorem1_solution(Phi, y, omega)
     G = sol.gamma()
     assert sol.norm == pytest.approx(target_norm, rel=1e-12)
-    assert sol.s == adaptation_scale(omega, sol.norm)
+    assert sol.s == adaptation_scale(sol.norm, omega)
     np.testing.assert_allclose(Phi @ G @ sol.beta, y, atol=1e-12)
     np.testing.assert_allclose(G @ sol.beta, sol.beta_hat, atol=1e-14)
     # The stated objective is the actual cost of the stated (β, Γ).
-    direct = sol.beta @ sol.beta + spectral_penalty(omega, G)
+    direct = sol.beta @ sol.beta + spectral_penalty(G, omega)
     assert sol.objective == pytest.approx(direct, rel=1e-12)
-    assert sol.objective == pytest.approx(effective_penalty(omega, target_norm), rel=1e-14)
+    assert sol.objective == pytest.approx(effective_penalty(target_norm, omega), rel=1e-14)
     # Adapted kernel: rank-one form, dense form and the label-kernel form on training points.
     np.testing.assert_allclose(sol.kernel(Phi), Phi @ G @ G.T @ Phi.T, rtol=1e-12, atol=1e-14)
     K_label = Phi @ Phi.T + (sol.s**2 - 1) / sol.norm**2 * np.outer(y, y)
@@ -153,9 +151,11 @@ def test_solve_joint_recovers_theorem1_for_omega_sq(target_norm):
     assert isinstance(joint, JointSolution)
     assert joint.constraint_residual < 1e-10
     gaps = compare_with_theorem1(Phi, y, omega_sq, joint)
-    assert abs(gaps["objective"]) < 1e-8
+    assert abs(gaps.objective) < 1e-8
+    assert isinstance(gaps, Theorem1Gaps)
+    assert list(gaps.as_dict()) == ["objective", "theta", "beta_norm", "gram", "kernel"]
     for key in ("theta", "beta_norm", "gram", "kernel"):
-        assert gaps[key] < 1e-5, (key, gaps)
+        assert getattr(gaps, key) < 1e-5, (key, gaps)
     # Predictions equal those of fixed-feature minimum-norm regression.
     Phi_new = np.random.default_rng(9).standard_normal((5, 8))
     np.testing.assert_allclose(joint.predict(Phi_new), Phi_new @ min_norm_interpolator(Phi, y),
@@ -169,10 +169,10 @@ def test_solve_joint_never_beats_theorem1_for_omega_abs(target_norm):
     Phi, y = random_instance(3, 6, target_norm, seed=10)
     joint = solve_joint(Phi, y, omega_abs, restarts=1, seed=1)
     gaps = compare_with_theorem1(Phi, y, omega_abs, joint)
-    assert gaps["objective"] >= -1e-8
+    assert gaps.objective >= -1e-8
     # The smoothing continuation gets close to the optimum, not merely above it.
-    assert gaps["objective"] < 1e-6
-    assert gaps["kernel"] < 1e-4
+    assert gaps.objective < 1e-6
+    assert gaps.kernel < 1e-4
 
 
 def test_solve_joint_with_a_numerical_penalty():
@@ -181,8 +181,8 @@ def test_solve_joint_with_a_numerical_penalty():
     Phi, y = random_instance(2, 4, 1.5, seed=11)
     joint = solve_joint(Phi, y, omega, restarts=1, seed=2)
     gaps = compare_with_theorem1(Phi, y, omega, joint)
-    assert -1e-8 <= gaps["objective"] < 1e-6
-    assert gaps["kernel"] < 1e-4
+    assert -1e-8 <= gaps.objective < 1e-6
+    assert gaps.kernel < 1e-4
 
 
 def test_solve_joint_input_errors():
@@ -202,13 +202,11 @@ def test_solve_joint_input_errors():
 def test_structured_variants_are_delegated(monkeypatch):
     calls = []
 
-    def fake(Phi, y, omega, structure, **kwargs):
+    def fake(Phi, y, omega, *, structure, **kwargs):
         calls.append((structure, kwargs))
         return "delegated"
 
-    module = types.ModuleType("atf_lite.structured")
-    module.solve_joint_structured = fake
-    monkeypatch.setitem(sys.modules, "atf_lite.structured", module)
+    monkeypatch.setattr(joint_module, "solve_joint_structured", fake)
     Phi, y = random_instance(2, 4, 1.0, seed=13)
     assert solve_joint(Phi, y, omega_sq, structure="diagonal", restarts=2, seed=5) == "delegated"
     assert calls == [("diagonal", {"restarts": 2, "seed": 5})]

@@ -1,0 +1,210 @@
+"""Tables, figures and the JSON summary of the kernel-alignment experiment.
+
+* :func:`format_seed_table`: metrics per task and seed, mean ± sd;
+* :func:`diagonal_quarters`: where the kernel's diagonal grows (hard versus easy points);
+* :func:`plot_kernels` (Figure 1) and :func:`plot_difficulty` (Figure 3);
+* :func:`summary` and :func:`write_outputs`: what ``python -m atf_lite alignment`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..plotting import COLORS, heatmap, use_style
+from .alignment_run import TASKS, AlignmentResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "format_seed_table",
+    "diagonal_quarters",
+    "plot_kernels",
+    "plot_difficulty",
+    "summary",
+    "write_outputs",
+]
+
+
+# Print formats of the metrics in seed tables: small positive quantities in scientific notation.
+_METRIC_FORMATS = {"identity_residual": ".1e", "train_loss": ".1e", "tangent_norm": ".2f"}
+
+
+def format_seed_table(
+    results: Sequence[AlignmentResult],
+    *,
+    metrics: Iterable[str] = ("alignment", "alignment_change", "identity_residual"),
+) -> str:
+    """A plain-text table: one row per metric and task, the value for each seed, mean ± sd.
+
+    Metrics are :class:`~atf_lite.experiments.alignment_run.TaskResult` attributes; ``sd`` is
+    the sample standard deviation.  Alignments are printed with three decimals, losses and
+    residuals with two significant digits.
+    """
+    if not results:
+        raise ValueError("results must not be empty")
+    seeds = [result.settings.seed for result in results]
+    header = f"{'metric':<20}{'task':<12}" + "".join(f"{'seed ' + str(s):>10}" for s in seeds)
+    lines = [header + f"{'mean ± sd':>22}"]
+    for metric in metrics:
+        fmt = _METRIC_FORMATS.get(metric, ".3f")
+        for task in TASKS:
+            values = np.array([getattr(result.tasks[task], metric) for result in results])
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0
+            cells = "".join(f"{value:>10{fmt}}" for value in values)
+            summary_cell = f"{values.mean():{fmt}} ± {spread:{fmt}}"
+            lines.append(f"{metric:<20}{task:<12}{cells}{summary_cell:>22}")
+    return "\n".join(lines)
+
+
+def diagonal_quarters(
+    result: AlignmentResult, *, kernel: str = "K_bar", task: str = "sign"
+) -> tuple[float, float]:
+    """Mean of a kernel's diagonal over the quarter of points with the smallest ``|y|`` and over
+    the quarter with the largest ``|y|``: ``(mean_small, mean_large)``.
+
+    ``kernel``: ``"K_bar"``, ``"K_final"`` (of ``task``) or ``"K0"``.
+    """
+    if task not in result.tasks:
+        raise ValueError(f"task must be one of {tuple(result.tasks)}, got {task!r}")
+    if kernel == "K0":
+        K = result.K0
+    elif kernel in ("K_bar", "K_final"):
+        K = getattr(result.tasks[task], kernel)
+    else:
+        raise ValueError(f"kernel must be 'K_bar', 'K_final' or 'K0', got {kernel!r}")
+    order = np.argsort(np.abs(result.y), kind="stable")
+    quarter = max(1, len(order) // 4)
+    diagonal = np.diag(K)
+    return float(diagonal[order[:quarter]].mean()), float(diagonal[order[-quarter:]].mean())
+
+
+_TASK_TITLES = {"regression": "trained on $y$", "sign": r"trained on sign$(y)$"}
+
+
+def plot_kernels(result: AlignmentResult) -> Figure:
+    """Figure 1: heat maps of ``K0``, ``K̄`` and ``K_ŷ`` per task, points ordered by ``y``.
+
+    Titles give the cosine similarity of each kernel with ``K_ŷ``.  Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(TASKS), 3, figsize=(8.4, 5.8), constrained_layout=True)
+    order = result.order
+    for row, task in zip(axes, TASKS):
+        res = result.tasks[task]
+        heatmap(row[0], result.K0, order=order, title=f"$K_0$: cos = {res.alignment_initial:.3f}")
+        heatmap(row[1], res.K_bar, order=order, title=rf"$\bar K$: cos = {res.alignment:.3f}")
+        heatmap(
+            row[2],
+            res.K_output,
+            order=order,
+            symmetric=True,
+            title=r"$K_{\hat y} = (\hat y - \hat y_0)(\hat y - \hat y_0)^\top$",
+        )
+        row[0].set_ylabel(_TASK_TITLES[task] + "\n(points ordered by $y$)")
+    return fig
+
+
+def plot_difficulty(result: AlignmentResult, *, task: str = "sign") -> Figure:
+    """Figure 3 for ``task``: left, ``ŷ`` against ``y`` with the curves ``sign(y)`` and ``y``;
+    right, the residual ``sign(y) − y`` and the diagonal ``K̄(x_i, x_i)`` against ``y``.
+
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if task not in result.tasks:
+        raise ValueError(f"task must be one of {tuple(result.tasks)}, got {task!r}")
+    res = result.tasks[task]
+    y = result.y
+    grid = np.sort(y)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.6), constrained_layout=True)
+    left.plot(y, res.output1, "o", ms=3, alpha=0.6, color=COLORS["blue"], label=r"$\hat y_i$")
+    left.plot(grid, np.sign(grid), "-", color=COLORS["green"], label=r"sign$(y)$")
+    left.plot(grid, grid, ":", color=COLORS["black"], label="$y$")
+    left.set_xlabel("$y_i$")
+    left.set_ylabel("network output")
+    left.set_title(f"network {_TASK_TITLES[task]}")
+    left.legend(loc="upper left")
+    right.plot(grid, np.sign(grid) - grid, "--", color=COLORS["red"], label=r"sign$(y) - y$")
+    right.set_xlabel("$y_i$")
+    right.set_ylabel("residual sign$(y) - y$")
+    twin = right.twinx()
+    twin.plot(y, np.diag(res.K_bar), "x", ms=4, color=COLORS["orange"], label=r"$\bar K(x_i, x_i)$")
+    twin.set_ylabel(r"$\bar K(x_i, x_i)$")
+    twin.grid(False)
+    handles = right.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    right.legend(handles, [h.get_label() for h in handles], loc="upper right")
+    right.set_title("what the network must learn, and where its kernel grows")
+    return fig
+
+
+def summary(result: AlignmentResult) -> dict[str, Any]:
+    """JSON-serialisable summary: config, per-task alignments, residuals, losses and times."""
+    tasks = {}
+    for task, res in result.tasks.items():
+        a, b, relative = res.decomposition
+        small, large = diagonal_quarters(result, kernel="K_bar", task=task)
+        tasks[task] = {
+            "alignment": res.alignment,
+            "alignment_change": res.alignment_change,
+            "alignment_initial": res.alignment_initial,
+            "alignment_final": res.alignment_final,
+            "alignment_centered": res.alignment_centered,
+            "identity_residual": res.identity_residual,
+            "train_loss": res.train_loss,
+            "tangent_norm": res.tangent_norm,
+            "decomposition": {"a": a, "b": b, "relative_residual": relative},
+            "diagonal_smallest_abs_y_quarter": small,
+            "diagonal_largest_abs_y_quarter": large,
+            "seconds": res.seconds,
+        }
+    k0_small, k0_large = diagonal_quarters(result, kernel="K0")
+    return {
+        "config": result.settings.as_dict(),
+        "n": int(result.X.shape[0]),
+        "d": int(result.X.shape[1]),
+        "targets": {
+            "fraction_abs_y_below_half": float(np.mean(np.abs(result.y) < 0.5)),
+            "fraction_sign_y_equals_label": float(np.mean(np.sign(result.y) == result.labels)),
+        },
+        "sign_aligns_more": bool(
+            result.tasks["sign"].alignment > result.tasks["regression"].alignment
+        ),
+        "K0_diagonal_quarters": {"smallest_abs_y": k0_small, "largest_abs_y": k0_large},
+        "tasks": tasks,
+    }
+
+
+def write_outputs(
+    result: AlignmentResult, out_dir: str | os.PathLike, *, command: str | None = None
+) -> list[pathlib.Path]:
+    """Write ``kernels.{png,pdf}`` (Figure 1), ``difficulty.{png,pdf}`` (Figure 3, sign task)
+    and ``summary.json`` into ``out_dir`` (created if needed); return the paths written."""
+    import matplotlib.pyplot as plt
+
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    use_style()
+    written = []
+    figures = {"kernels": plot_kernels(result), "difficulty": plot_difficulty(result)}
+    for stem, figure in figures.items():
+        for suffix in ("png", "pdf"):
+            path = out / f"{stem}.{suffix}"
+            figure.savefig(path)
+            written.append(path)
+        plt.close(figure)
+    payload = summary(result)
+    if command is not None:
+        payload = {"command": command, **payload}
+    path = out / "summary.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    written.append(path)
+    return written

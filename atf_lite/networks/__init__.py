@@ -1,0 +1,10 @@
+"""Torch networks seen through their tangent features.
+
+Modules
+-------
+functional       parameter dicts, model outputs and the linearised model
+tangent          tangent features and tangent kernels (the empirical NTK), per-layer signals
+path_averaging   path-averaged tangent features of a trained network, quadrature rules
+kernels          per-layer adapted kernels and weight-change spectra of trained MLPs
+linear           gradient descent on the linearised network; distance from the linearisation
+"""

@@ -1,0 +1,218 @@
+"""Chapter 7's three models of one initial network: full, fixed and adaptive tangent features.
+
+They share one interface, :class:`FeatureModel`, and are all built from the same initial
+network: :class:`FullNet` (the network itself), :class:`LinearizedNet` (fixed tangent features)
+and :class:`AdaptiveNet` (per-layer transformed tangent features); :func:`feature_model` builds
+one by name.  :func:`atf_lite.networks.classifier.fit_classifier` trains any of them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from .functional import linearize
+from .tangent import is_structured_mlp
+
+__all__ = [
+    "MODEL_KINDS",
+    "FeatureModel",
+    "FullNet",
+    "LinearizedNet",
+    "AdaptiveNet",
+    "feature_model",
+]
+
+#: The names of the three models, in the order of the book's tables.
+MODEL_KINDS = ("fixed", "adaptive", "full")
+
+
+def _check_output_scale(output_scale: float) -> float:
+    value = float(output_scale)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"output_scale must be a positive finite number, got {output_scale!r}")
+    return value
+
+
+def _key(name: str) -> str:
+    # ParameterDict keys may not contain dots; "0.weight" becomes "0_weight".
+    return name.replace(".", "_")
+
+
+class FeatureModel(nn.Module):
+    """Common interface of :class:`FullNet`, :class:`LinearizedNet` and :class:`AdaptiveNet`.
+
+    Each is built from an initial network ``f(·; θ0)`` and maps inputs ``[n, d]`` to outputs
+    ``output_scale · f(x; θ0 + δθ)`` (``[n, d_out]``) — exactly for the full network, to first
+    order in ``δθ`` for the other two.  Subclasses differ in how ``δθ`` is parametrised; all
+    start at ``δθ = 0``, so at initialisation every model computes ``output_scale`` times the
+    initial network.  ``output_scale`` multiplies the outputs only; it is the knob of the lazy
+    (large) versus rich (small) regime.
+    """
+
+    kind: str = ""
+
+    def __init__(self, base: nn.Module, *, output_scale: float = 1.0) -> None:
+        super().__init__()
+        if not isinstance(base, nn.Module):
+            raise TypeError(f"base must be a torch nn.Module, got {type(base).__name__}")
+        if not any(True for _ in base.parameters()):
+            raise ValueError("base has no parameters to train")
+        self.output_scale = _check_output_scale(output_scale)
+        # Initial parameters θ0, detached copies in the base network's order (device of base).
+        self._theta0 = {name: value.detach().clone() for name, value in base.named_parameters()}
+
+    @property
+    def initial_params(self) -> dict[str, torch.Tensor]:
+        """The initial parameters ``θ0`` (name → tensor, the base network's names)."""
+        return dict(self._theta0)
+
+    def parameter_change(self) -> dict[str, torch.Tensor]:
+        """The current change ``δθ`` of every base parameter (name → detached tensor)."""
+        raise NotImplementedError
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The tensors a training loop updates."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+
+class FullNet(FeatureModel):
+    """The ordinary network: ``output_scale · f(x; θ)`` with every parameter ``θ`` trainable.
+
+    ``base`` is copied, so training never modifies it.
+    """
+
+    kind = "full"
+
+    def __init__(self, base: nn.Module, *, output_scale: float = 1.0) -> None:
+        super().__init__(base, output_scale=output_scale)
+        self.net = copy.deepcopy(base).requires_grad_(True)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Outputs ``output_scale · f(X; θ)`` (``[n, d_out]``) for inputs ``X`` (``[n, d]``)."""
+        return self.output_scale * self.net(X)
+
+    def parameter_change(self) -> dict[str, torch.Tensor]:
+        return {
+            name: value.detach() - self._theta0[name] for name, value in self.net.named_parameters()
+        }
+
+
+class _TangentModel(FeatureModel):
+    """A model evaluated through the linearisation ``f(x; θ0) + J(θ0) δθ`` of ``base``."""
+
+    def __init__(self, base: nn.Module, *, output_scale: float = 1.0) -> None:
+        super().__init__(base, output_scale=output_scale)
+        # The Jacobian-vector product of networks.functional.linearize: J(θ0) is never formed.
+        # The base module only supplies the architecture; its own tensors are never trained.
+        self._linearized = linearize(base, self._theta0)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Outputs ``output_scale · (f(X; θ0) + J(θ0) δθ)`` (``[n, d_out]``), ``X`` ``[n, d]``."""
+        delta = self._delta()
+        params = {name: self._theta0[name] + delta[name] for name in self._theta0}
+        return self.output_scale * self._linearized(X, params)
+
+    def _delta(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def parameter_change(self) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {name: value.detach().clone() for name, value in self._delta().items()}
+
+
+class LinearizedNet(_TangentModel):
+    """Fixed tangent features: ``output_scale · (f(x; θ0) + J(θ0) δ)`` with trainable ``δ``.
+
+    ``δ`` is zero at initialisation and holds one tensor per base parameter, shaped like it
+    (``self.delta``, keys with dots replaced by underscores).  Works for any ``base`` module.
+    """
+
+    kind = "fixed"
+
+    def __init__(self, base: nn.Module, *, output_scale: float = 1.0) -> None:
+        super().__init__(base, output_scale=output_scale)
+        self.delta = nn.ParameterDict(
+            {
+                _key(name): nn.Parameter(torch.zeros_like(value))
+                for name, value in self._theta0.items()
+            }
+        )
+
+    def _delta(self) -> dict[str, torch.Tensor]:
+        return {name: self.delta[_key(name)] for name in self._theta0}
+
+
+class AdaptiveNet(_TangentModel):
+    """Adaptive tangent features: per dense layer ``δW = M1 K M2``, through the linearisation.
+
+    For a dense layer with weight ``W`` (``[m, d]``) the change is ``M1 K M2`` with ``M1``
+    (``[m, m]``) acting on the layer's back-propagated signals ``g`` and ``M2`` acting on its
+    inputs ``h``; ``M1 = M2 = I`` and ``K = 0`` at initialisation.  Biases are transformed as
+    the weight of a constant input 1: the layer's parameters form one matrix ``[W b]``
+    (``[m, d + 1]``) and ``δ[W b] = M1 K M2`` with ``K`` ``[m, d + 1]`` and ``M2``
+    ``[d + 1, d + 1]``.  This matches the tangent features of the bias, ``g`` times the constant
+    input (the ``+ 1`` of the structured method of
+    :func:`~atf_lite.networks.tangent.tangent_kernel`), so ``M2`` may also mix the constant input
+    with the others.  With ``M1 = M2 = I`` the model is
+    :class:`LinearizedNet` with ``δ = K``.  ``base`` must be an ``nn.Sequential`` MLP.
+    """
+
+    kind = "adaptive"
+
+    def __init__(self, base: nn.Module, *, output_scale: float = 1.0) -> None:
+        if not is_structured_mlp(base):
+            raise TypeError(
+                "AdaptiveNet needs base to be an nn.Sequential of nn.Linear layers and "
+                f"element-wise activations, got {type(base).__name__}"
+            )
+        super().__init__(base, output_scale=output_scale)
+        self.layers: list[tuple[str, str, str | None]] = []  # (key, weight name, bias name)
+        self.M1 = nn.ParameterDict()
+        self.K = nn.ParameterDict()
+        self.M2 = nn.ParameterDict()
+        for name, module in base.named_children():
+            if not isinstance(module, nn.Linear):
+                continue
+            weight = self._theta0[f"{name}.weight"]
+            bias_name = f"{name}.bias" if module.bias is not None else None
+            m, d = weight.shape
+            d_in = d + (bias_name is not None)
+            like = {"dtype": weight.dtype, "device": weight.device}
+            self.M1[name] = nn.Parameter(torch.eye(m, **like))
+            self.K[name] = nn.Parameter(torch.zeros(m, d_in, **like))
+            self.M2[name] = nn.Parameter(torch.eye(d_in, **like))
+            self.layers.append((name, f"{name}.weight", bias_name))
+
+    def _delta(self) -> dict[str, torch.Tensor]:
+        delta = {}
+        for key, weight_name, bias_name in self.layers:
+            change = self.M1[key] @ self.K[key] @ self.M2[key]
+            d = self._theta0[weight_name].shape[1]
+            delta[weight_name] = change[:, :d]
+            if bias_name is not None:
+                delta[bias_name] = change[:, d]
+        return delta
+
+    def transform_change(self) -> dict[str, tuple[float, float]]:
+        """Per layer, ``(‖M1 − I‖_F / ‖I‖_F, ‖M2 − I‖_F / ‖I‖_F)``: how far the features moved."""
+        out = {}
+        with torch.no_grad():
+            for key, _, _ in self.layers:
+                pair = []
+                for M in (self.M1[key], self.M2[key]):
+                    eye = torch.eye(M.shape[0], dtype=M.dtype, device=M.device)
+                    pair.append(float(torch.linalg.matrix_norm(M - eye) / math.sqrt(M.shape[0])))
+                out[key] = (pair[0], pair[1])
+        return out
+
+
+def feature_model(kind: str, base: nn.Module, *, output_scale: float = 1.0) -> FeatureModel:
+    """Build the model ``kind`` (``"fixed"``, ``"adaptive"`` or ``"full"``) from ``base``."""
+    classes = {"fixed": LinearizedNet, "adaptive": AdaptiveNet, "full": FullNet}
+    if kind not in classes:
+        raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
+    return classes[kind](base, output_scale=output_scale)
