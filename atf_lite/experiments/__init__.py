@@ -2,12 +2,16 @@
 
 Modules
 -------
-problems          random instances and targets (chapters 2 to 4)
-recovery          sparse recovery and low-rank matrix sensing trials (chapter 4)
-alignment_run     kernel alignment of trained networks, Figures 1 and 3 (chapters 5 and 6)
-alignment_report  its tables, figures and JSON summary
-alignment_cli     ``python -m atf_lite alignment``
-cli               ``python -m atf_lite``: the sub-commands
+problems                  random instances and targets (chapters 2 to 4)
+recovery                  sparse recovery and low-rank matrix sensing trials (chapter 4)
+alignment_run             kernel alignment of trained networks, Figures 1 and 3 (chapters 5 and 6)
+alignment_report          its tables, figures and JSON summary
+alignment_cli             ``python -m atf_lite alignment``
+sample_complexity_data    the fixed splits of chapter 7's data protocol
+sample_complexity_run     fixed vs adaptive vs full models against training-set size (chapter 7)
+sample_complexity_report  its tables, learning curves, sample ratios and outputs
+sample_complexity_cli     ``python -m atf_lite sample-complexity``
+cli                       ``python -m atf_lite``: the sub-commands
 
 Experiments take a frozen settings dataclass and cache their results on disk
 (:mod:`atf_lite.cache`).
