@@ -17,6 +17,7 @@ from atf_lite.networks.feature_models import (
     LinearizedNet,
     feature_model,
 )
+from atf_lite.networks.functional import linearize
 from atf_lite.networks.mlp import mlp
 
 # The models here are tiny: a thread pool only adds overhead (and contention).
@@ -286,3 +287,31 @@ def test_fit_rejects_bad_input():
         fit_classifier(X, y, X, y - 1, model)
     with pytest.raises(FloatingPointError, match="diverged"):
         fit_classifier(1e3 * X, y, X, y, model, lr=1e6, max_epochs=5)
+
+
+@pytest.mark.parametrize("kind", ["fixed", "adaptive"])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("n", [3, 40])  # fewer and more inputs than the hidden width
+def test_layerwise_forward_mode_matches_the_jacobian_vector_product(kind, bias, n):
+    base = mlp(6, 12, 2, d_out=3, bias=bias, seed=3, dtype=torch.float64)
+    model = feature_model(kind, base)
+    assert model._plan is not None  # the layer-wise path is the one under test
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator,
+                                             dtype=parameter.dtype))
+    X = torch.randn(n, 6, generator=generator, dtype=torch.float64)
+    theta0 = model.initial_params
+    delta = model.parameter_change()
+    params = {name: theta0[name] + delta[name] for name in theta0}
+    expected = linearize(base, theta0)(X, params)
+    torch.testing.assert_close(model(X), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_other_architectures_use_the_jacobian_vector_product():
+    base = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    model = LinearizedNet(base)
+    assert model._plan is None
+    with torch.no_grad():
+        assert torch.equal(model(torch.ones(2, 4)), base(torch.ones(2, 4)))

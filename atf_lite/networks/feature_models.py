@@ -101,20 +101,72 @@ class FullNet(FeatureModel):
         }
 
 
+def _relu_mlp_plan(base: nn.Module) -> list[tuple[str, str | None, bool]] | None:
+    """``[(weight name, bias name or None, ReLU follows)]`` per dense layer of a ReLU MLP.
+
+    ``None`` unless ``base`` is an ``nn.Sequential`` of ``nn.Linear`` layers, each followed by
+    at most one ``nn.ReLU`` (``nn.Identity`` is skipped).
+    """
+    if not isinstance(base, nn.Sequential):
+        return None
+    plan: list[tuple[str, str | None, bool]] = []
+    for name, module in base.named_children():
+        if isinstance(module, nn.Identity):
+            continue
+        if isinstance(module, nn.Linear):
+            plan.append((f"{name}.weight", f"{name}.bias" if module.bias is not None else None,
+                         False))
+        elif isinstance(module, nn.ReLU) and plan and not plan[-1][2]:
+            plan[-1] = (plan[-1][0], plan[-1][1], True)
+        else:
+            return None
+    return plan or None
+
+
 class _TangentModel(FeatureModel):
-    """A model evaluated through the linearisation ``f(x; θ0) + J(θ0) δθ`` of ``base``."""
+    """A model evaluated through the linearisation ``f(x; θ0) + J(θ0) δθ`` of ``base``.
+
+    For a ReLU MLP the linearisation is propagated layer by layer in forward mode: each dense
+    layer's pre-activation ``z = W0 h + b0`` travels with its tangent
+    ``dz = W0 dh + (δW h + δb)``, and a ReLU passes ``dz`` where ``z > 0`` (the derivative
+    torch's autograd uses, 0 at the kink).  Subclasses supply the per-layer term
+    ``δW h + δb`` (:meth:`_layer_change`), so the adaptive model never needs to form its
+    weight change for small batches.  Any other architecture goes through one
+    Jacobian-vector product of :func:`atf_lite.networks.functional.linearize`.  Neither way
+    forms ``J(θ0)``.
+    """
 
     def __init__(self, base: nn.Module, *, output_scale: float = 1.0) -> None:
         super().__init__(base, output_scale=output_scale)
-        # The Jacobian-vector product of networks.functional.linearize: J(θ0) is never formed.
         # The base module only supplies the architecture; its own tensors are never trained.
-        self._linearized = linearize(base, self._theta0)
+        self._plan = _relu_mlp_plan(base)
+        self._linearized = linearize(base, self._theta0) if self._plan is None else None
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Outputs ``output_scale · (f(X; θ0) + J(θ0) δθ)`` (``[n, d_out]``), ``X`` ``[n, d]``."""
-        delta = self._delta()
-        params = {name: self._theta0[name] + delta[name] for name in self._theta0}
-        return self.output_scale * self._linearized(X, params)
+        if self._plan is None:
+            delta = self._delta()
+            params = {name: self._theta0[name] + delta[name] for name in self._theta0}
+            return self.output_scale * self._linearized(X, params)
+        h, dh = X, None
+        for weight_name, bias_name, relu in self._plan:
+            weight = self._theta0[weight_name]
+            z = nn.functional.linear(h, weight, self._theta0.get(bias_name))
+            dz = self._layer_change(weight_name, bias_name, h)
+            if dh is not None:
+                dz = dz + dh @ weight.T
+            if relu:
+                active = z > 0
+                h, dh = z * active, dz * active
+            else:
+                h, dh = z, dz
+        return self.output_scale * (h + dh)
+
+    def _layer_change(
+        self, weight_name: str, bias_name: str | None, h: torch.Tensor
+    ) -> torch.Tensor:
+        """``δW h + δb`` of one dense layer for its inputs ``h`` (``[n, d]`` → ``[n, m]``)."""
+        raise NotImplementedError
 
     def _delta(self) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -144,6 +196,14 @@ class LinearizedNet(_TangentModel):
 
     def _delta(self) -> dict[str, torch.Tensor]:
         return {name: self.delta[_key(name)] for name in self._theta0}
+
+    def _layer_change(
+        self, weight_name: str, bias_name: str | None, h: torch.Tensor
+    ) -> torch.Tensor:
+        change = h @ self.delta[_key(weight_name)].T
+        if bias_name is not None:
+            change = change + self.delta[_key(bias_name)]
+        return change
 
 
 class AdaptiveNet(_TangentModel):
@@ -196,6 +256,27 @@ class AdaptiveNet(_TangentModel):
             if bias_name is not None:
                 delta[bias_name] = change[:, d]
         return delta
+
+    def _layer_change(
+        self, weight_name: str, bias_name: str | None, h: torch.Tensor
+    ) -> torch.Tensor:
+        key = weight_name.removesuffix(".weight")
+        M1, K, M2 = self.M1[key], self.K[key], self.M2[key]
+        m, d = self._theta0[weight_name].shape
+        if len(h) >= m:
+            # Many inputs: forming δ[W b] = M1 K M2 once is the cheaper order.
+            change = M1 @ K @ M2
+            out = h @ change[:, :d].contiguous().T
+            return out + change[:, d] if bias_name is not None else out
+        # Few inputs (minibatches): M1 (K (M2 h̃)) with h̃ = (h, 1), never forming δ[W b].
+        # At M1 = M2 = I every step is exact and the sum matches the fixed model's bit for bit.
+        u = h @ M2[:, :d].T
+        if bias_name is not None:
+            u = u + M2[:, d]
+        out = u[:, :d].contiguous() @ K[:, :d].T
+        if bias_name is not None:
+            out = out + u[:, d:] * K[:, d]
+        return out @ M1.T
 
     def transform_change(self) -> dict[str, tuple[float, float]]:
         """Per layer, ``(‖M1 − I‖_F / ‖I‖_F, ‖M2 − I‖_F / ‖I‖_F)``: how far the features moved."""
