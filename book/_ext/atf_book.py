@@ -11,7 +11,8 @@
 * Repository, issue, edit and launch (Binder, Colab) buttons appear only when the build is told
   where the repository lives: ``ATF_BOOK_REPOSITORY_URL`` (e.g. ``https://github.com/owner/name``,
   set by the publishing workflow) and optionally ``ATF_BOOK_BRANCH`` (default ``main``).
-* Each inline script is emitted once per page (sphinx-thebe registers its configuration twice).
+* Each script is emitted once per page, and sphinx-thebe's assets only when live code (thebe)
+  is switched on: it is off, and its configuration script was included twice, an error.
 """
 
 from __future__ import annotations
@@ -209,23 +210,43 @@ def theme_options(app: Sphinx, config) -> None:
 # --- page assets --------------------------------------------------------------------------------
 
 
-def single_inline_scripts(app, pagename, templatename, context, doctree) -> None:
-    """Drop repeated script entries (an inline ``const`` declared twice is a SyntaxError).
+def _thebe_enabled(app: Sphinx) -> bool:
+    return bool(app.config.html_theme_options.get("launch_buttons", {}).get("thebe"))
 
-    Sphinx 7.4 keeps an inline script added after the builder started twice: once with the
-    file name ``None`` and once with ``""``, so its own de-duplication misses it.
+
+def _is_thebe_asset(asset) -> bool:
+    name = str(getattr(asset, "filename", asset) or "")
+    body = getattr(asset, "attributes", {}).get("body", "")
+    return "thebe" in name.rsplit("/", 1)[-1] or body.startswith("const THEBE_JS_URL")
+
+
+def page_assets(app, pagename, templatename, context, doctree) -> None:
+    """Each script once, and none of sphinx-thebe's assets while live code (thebe) is off.
+
+    Sphinx 7.4 keeps an inline script added after the builder started twice (once with the
+    file name ``None`` and once with ``""``), and sphinx-thebe's ``const THEBE_JS_URL`` declared
+    twice is a JavaScript error on every page.
     """
-    scripts = context.get("script_files")
-    if not scripts:
-        return
-    seen, unique = set(), []
-    for script in scripts:
+    thebe = _thebe_enabled(app)
+    seen, scripts = set(), []
+    for script in context.get("script_files", []):
         key = (getattr(script, "filename", script) or "",
                tuple(sorted(getattr(script, "attributes", {}).items())))
-        if key not in seen:
+        if key not in seen and (thebe or not _is_thebe_asset(script)):
             seen.add(key)
-            unique.append(script)
-    context["script_files"] = unique
+            scripts.append(script)
+    context["script_files"] = scripts
+    if not thebe:
+        context["css_files"] = [c for c in context.get("css_files", []) if not _is_thebe_asset(c)]
+
+
+def drop_thebe_config(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """sphinx-thebe writes a configuration naming a default Binder repository into every page."""
+    if _thebe_enabled(app):
+        return
+    for raw in list(doctree.findall(nodes.raw)):
+        if "text/x-thebe-config" in raw.astext():
+            raw.parent.remove(raw)
 
 
 def setup(app: Sphinx) -> dict:
@@ -235,5 +256,6 @@ def setup(app: Sphinx) -> dict:
     app.connect("doctree-read", unique_theorem_body_ids)
     app.connect("config-inited", theme_options)
     app.connect("autodoc-process-docstring", link_plain_citations)
-    app.connect("html-page-context", single_inline_scripts, priority=900)
+    app.connect("html-page-context", page_assets, priority=900)
+    app.connect("doctree-resolved", drop_thebe_config, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
