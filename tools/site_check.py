@@ -262,7 +262,7 @@ function scroller(e) {
 const out = {column, viewport: innerWidth,
              pageWidth: document.documentElement.scrollWidth, blocks: {}};
 for (const [kind, selector] of kinds) {
-  const found = {count: 0, widest: 0, tooWide: [], clipped: [], scrolling: []};
+  const found = {count: 0, widest: 0, wrapped: 0, tooWide: [], clipped: [], scrolling: []};
   for (const e of article.querySelectorAll(selector)) {
     if (kind === 'code' && e.closest('.cell_output')) continue;
     const r = e.getBoundingClientRect();
@@ -270,6 +270,13 @@ for (const [kind, selector] of kinds) {
     found.count += 1;
     // The natural width of the content: the typeset formula, or the box's scrollable width.
     const content = kind === 'equation' ? formulaWidth(e) : Math.max(r.width, e.scrollWidth);
+    if (e.tagName === 'PRE') {  // lines wrapped at spaces: more rows on screen than in the text
+      const s = getComputedStyle(e);
+      const rows = (e.clientHeight - parseFloat(s.paddingTop) - parseFloat(s.paddingBottom))
+          / parseFloat(s.lineHeight);
+      const lines = e.textContent.replace(/\\n$/, '').split('\\n').length;
+      if (Math.round(rows) > lines) found.wrapped += 1;
+    }
     found.widest = Math.max(found.widest, content / (colRight - colLeft));
     const clip = clippedBy(e, r);
     const scroll = scroller(e);
@@ -310,6 +317,7 @@ class PageReport:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     phone_scrolling: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     def fail(self, message: str) -> None:
         self.failures.append(message)
@@ -352,8 +360,9 @@ def check_text(report: PageReport, measured: dict) -> None:
     if measured["duplicateIds"]:
         report.fail(f"duplicate HTML ids: {measured['duplicateIds'][:5]}")
     report.notes.append(
-        f"math {measured['typeset']} typeset ({measured['mathElements']} formulas), "
-        f"{len(measured['mathErrors'])} errors, {len(snippets)} raw TeX, {unresolved} '??'"
+        f"math: {measured['typeset']} of {measured['mathElements']} formulas typeset, "
+        f"{len(measured['mathErrors'])} MathJax errors, {len(snippets)} raw TeX, "
+        f"{unresolved} '??', {len(citations)} plain-text citations"
     )
 
 
@@ -377,19 +386,22 @@ def check_links(report: PageReport, measured: dict, root: Path, base_url: str) -
     if bad_images:
         report.fail(f"{len(bad_images)} images that do not load: {bad_images[:5]}")
     report.notes.append(
-        f"links {local} local ({len(broken)} broken), {external} to other sites (not followed); "
-        f"images {len(measured['images']) - len(bad_images)}/{len(measured['images'])}"
+        f"links: {local} local ({len(broken)} broken), {external} to other sites (not followed);"
+        f" images {len(measured['images']) - len(bad_images)}/{len(measured['images'])} loaded;"
+        f" {len(measured['duplicateIds'])} duplicate HTML ids"
     )
 
 
 def check_blocks(report: PageReport, blocks: dict, width: int) -> list[str]:
     scrolling = []
     counted = 0
-    widest = []
+    widest, wrapped = [], []
     for kind, found in blocks["blocks"].items():
         counted += found["count"]
         if found["count"] and kind in ("equation", "output", "code"):
             widest.append(f"{kind} {found['widest']:.0%}")
+        if found["wrapped"]:
+            wrapped.append(f"{found['wrapped']} {kind}")
         for item in found["clipped"]:
             report.fail(f"{width} px: {kind} cut off: {item}")
         for item in found["tooWide"]:
@@ -405,6 +417,8 @@ def check_blocks(report: PageReport, blocks: dict, width: int) -> list[str]:
     summary = f"{counted} blocks in a {blocks['column']} px column"
     if widest:
         summary += " (widest " + ", ".join(widest) + ")"
+    if wrapped:
+        summary += ", long lines wrapped in " + " and ".join(wrapped) + " blocks"
     return [summary] + scrolling
 
 
@@ -455,7 +469,9 @@ def check_page(driver, root, base_url, page, shots: Path | None) -> PageReport:
     check_text(report, measured)
     check_links(report, measured, root, base_url)
     desktop = check_blocks(report, driver.execute_script(MEASURE_BLOCKS), DESKTOP[0])
-    report.notes.append(f"1400 px: {desktop[0]}; rendered after {rendering['ms']} ms")
+    typeset = ("no formulas" if rendering["status"] == "no math"
+               else f"MathJax done {rendering['ms']} ms after load")
+    report.notes.append(f"1400 px: {desktop[0]}; {typeset}")
     stem = page.replace("/", "-").removesuffix(".html")
     if shots:
         for mode in ("light", "dark"):
@@ -490,11 +506,15 @@ def check_page(driver, root, base_url, page, shots: Path | None) -> PageReport:
         f"{len(phone) - 1} blocks scroll in their own box"
     )
 
-    for message in console_errors(driver, base_url):
+    errors = list(dict.fromkeys(console_errors(driver, base_url)))  # each once, in order
+    requests = sorted(set(external_requests(driver, base_url)))
+    for message in errors:
         report.fail(f"console error: {message}")
-    for request in sorted(set(external_requests(driver, base_url))):
+    for request in requests:
         report.fail(f"request to another site (the page is not self-contained): {request}")
-    report.notes.append(f"{time.perf_counter() - start:.1f} s")
+    report.notes.append(f"browser: {len(errors)} console errors, "
+                        f"{len(requests)} requests to other sites (network blocked)")
+    report.seconds = time.perf_counter() - start
     return report
 
 
@@ -516,13 +536,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"site-check: no built book in {root} (run `make book-check` first)")
         return 1
     pages = find_pages(root, args.pages)
-    failures = 0
-    for page in [p for p in pages if is_redirect(root / p)]:
+    failed_pages, failures = 0, 0
+    redirects = [p for p in pages if is_redirect(root / p)]
+    for page in redirects:
         target = re.search(r'url=([^"\']+)', (root / page).read_text(encoding="utf-8"))
-        if not target or not (root / page).parent.joinpath(target[1]).is_file():
-            print(f"FAIL {page}: redirect to a missing page")
-            failures += 1
-    pages = [p for p in pages if not is_redirect(root / p)]
+        if target and (root / page).parent.joinpath(target[1]).is_file():
+            print(f"ok   {page}: redirects to {target[1]}")
+        else:
+            print(f"FAIL {page}: redirects to a missing page")
+            failed_pages, failures = failed_pages + 1, failures + 1
+    pages = [p for p in pages if p not in redirects]
     if args.screenshots:
         args.screenshots.mkdir(parents=True, exist_ok=True)
 
@@ -534,19 +557,24 @@ def main(argv: list[str] | None = None) -> int:
         for page in pages:
             report = check_page(driver, root, base_url, page, args.screenshots)
             status = "FAIL" if report.failures else "ok  "
-            print(f"{status} {page}: " + "; ".join(report.notes))
+            print(f"{status} {page} ({report.seconds:.1f} s)")
+            for note in report.notes:
+                print(f"       {note}")
             for failure in report.failures:
-                print(f"       - {failure}")
+                print(f"       FAILED: {failure}")
             if args.verbose:
                 for item in report.phone_scrolling:
                     print(f"       390 px scrolls: {item}")
             failures += len(report.failures)
+            failed_pages += bool(report.failures)
     finally:
         driver.quit()
         server.shutdown()
         shutil.rmtree(profile, ignore_errors=True)
     seconds = time.perf_counter() - started
-    print(f"site-check: {len(pages)} pages in {seconds:.0f} s, {failures} failures")
+    total = len(pages) + len(redirects)
+    print(f"site-check: {total} pages in {seconds:.0f} s, {failures} problems")
+    print(f"site-check: {total - failed_pages} passed, {failed_pages} failed")
     return 1 if failures else 0
 
 
