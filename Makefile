@@ -39,7 +39,7 @@ test: venv lint unit notebooks book-check
 	else echo "site-check skipped: chromium and chromium-driver are not installed"; fi
 
 lint: venv
-	$(BIN)/ruff check atf_lite tests benchmarks book
+	$(BIN)/ruff check atf_lite tests benchmarks book tools
 
 unit: venv
 	$(PY) -m pytest tests
