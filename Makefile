@@ -12,13 +12,14 @@ NB ?= $(NOTEBOOKS)
 # Rendered pages and stored outputs carry no progress-bar noise.
 export ATF_LITE_PROGRESS ?= 0
 
-.PHONY: help venv book test unit notebooks book-check lint execute lab bench clean
+.PHONY: help venv book test unit notebooks book-check site-check lint execute lab bench clean
 
 help:
 	@echo "make book     build the HTML book (executes every chapter, cached) -> _build/html/index.html"
 	@echo "make test     lint, unit tests, every notebook under nbval, book build from stored outputs"
 	@echo "make execute  re-execute notebooks in place (NB=path for one), saving their outputs"
 	@echo "make lab      JupyterLab in the project's environment"
+	@echo "make site-check  the built pages in headless Chromium (needs chromium, chromium-driver)"
 	@echo "make bench    run the benchmarks"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -33,9 +34,12 @@ book: venv
 	@echo "Book written to _build/html/index.html"
 
 test: venv lint unit notebooks book-check
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		$(MAKE) site-check; \
+	else echo "site-check skipped: chromium and chromium-driver are not installed"; fi
 
 lint: venv
-	$(BIN)/ruff check atf_lite tests benchmarks book
+	$(BIN)/ruff check atf_lite tests benchmarks book tools
 
 unit: venv
 	$(PY) -m pytest tests
@@ -45,12 +49,26 @@ notebooks: venv
 
 # Render the stored outputs (no execution) with warnings as errors: broken references, bad
 # directives and missing citations fail.
+# The copied configuration lives in _build/check, so the local extension's folder is made absolute.
 book-check: venv
 	mkdir -p _build/check
-	sed 's/^  execute_notebooks: cache$$/  execute_notebooks: "off"/' _config.yml > _build/check/_config.yml
+	sed -e 's/^  execute_notebooks: cache$$/  execute_notebooks: "off"/' \
+		-e 's|^    atf_book: book/_ext$$|    atf_book: $(CURDIR)/book/_ext|' _config.yml > _build/check/_config.yml
 	grep -q 'execute_notebooks: "off"' _build/check/_config.yml
+	grep -q 'atf_book: /' _build/check/_config.yml
 	$(BIN)/jupyter-book build . --config _build/check/_config.yml --path-output _build/check \
 		--all -W -n --keep-going
+
+# The rendered pages in a real browser (Debian's chromium + chromium-driver, network blocked):
+# MathJax errors or raw TeX, unresolved references, broken local links and images, JavaScript
+# errors, outputs or equations wider than the column at 1400 px, phone navigation at 390 px.
+SITE := _build/check/_build/html
+site-check: venv
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		echo "site-check: needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"; \
+		exit 1; }
+	test -f $(SITE)/book/intro.html || $(MAKE) book-check
+	$(PY) tools/site_check.py $(SITE)
 
 execute: venv
 	@for nb in $(NB); do \
@@ -59,8 +77,9 @@ execute: venv
 			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	done
 
+# JupyterLab refuses to run as root unless told to (containers, CI machines).
 lab: venv
-	$(BIN)/jupyter lab book
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) book
 
 bench: venv
 	$(PY) benchmarks/bench_ntk.py
