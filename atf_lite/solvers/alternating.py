@@ -1,5 +1,5 @@
-"""The linearly constrained structured problem ``min Ω̃(θ) s.t. Φθ = y`` by alternating
-minimisation.
+"""The linearly constrained structured problem, ``Ω̃(θ)`` minimised subject to ``Φθ = y``, by
+alternating minimisation.
 
 For fixed ``Γ`` the best feasible ``θ`` is ``Γβ`` with ``β`` the minimum-norm solution of
 ``(ΦΓ)β = y`` (kernel regression with the adapted features); for fixed ``θ`` the best ``Γ`` is
