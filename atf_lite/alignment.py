@@ -1,10 +1,10 @@
 """Label kernels and kernel alignment.
 
 The alignment of two kernel matrices is their cosine similarity as vectors,
-``⟨K1, K2⟩_F / (‖K1‖_F ‖K2‖_F)`` {Cristianini et al., 2001}; the centred variant first applies
-``C K C`` with ``C = I − 11ᵀ/n`` to both {Cortes et al., 2012}.  The label kernel of targets
-``y`` is ``y yᵀ``; by Theorem 1 the adapted kernel on the training set is the initial kernel plus
-a multiple of it.
+``⟨K1, K2⟩_F / (‖K1‖_F ‖K2‖_F)`` :cite:p:`cristianini2001alignment`; the centred variant
+first applies ``C K C`` with ``C = I − 11ᵀ/n`` to both :cite:p:`cortes2012centered`.  The
+label kernel of targets ``y`` is ``y yᵀ``; by Theorem 1 the adapted kernel on the training set
+is the initial kernel plus a multiple of it.
 """
 
 from __future__ import annotations

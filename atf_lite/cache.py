@@ -18,6 +18,8 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
+from .perturbation import perturbation_seed
+
 __all__ = ["cache_dir", "source_hash", "cache_key", "cached"]
 
 
@@ -48,6 +50,10 @@ def cache_key(name: str, config: dict[str, Any]) -> str:
         payload = json.dumps(config, sort_keys=True, default=str)
     except TypeError as exc:  # pragma: no cover - json with default=str rarely fails
         raise TypeError(f"config must be JSON-serialisable: {exc}") from exc
+    # A run under the perturbation switch must never share results with an ordinary one.
+    perturbation = perturbation_seed()
+    if perturbation is not None:
+        payload += f"|perturbation={perturbation}"
     digest = hashlib.sha256((payload + source_hash()).encode()).hexdigest()[:20]
     return f"{name}-{digest}"
 

@@ -52,3 +52,21 @@ def test_bad_arguments():
         perturb_ulp_(torch.zeros(3), 1)
     with pytest.raises(ValueError, match="seed"):
         perturb_ulp_(nn.Linear(2, 2), -1)
+
+
+def test_switch_moves_every_mlp_and_separates_cache_entries(monkeypatch):
+    from atf_lite.cache import cache_key
+    from atf_lite.networks.mlp import mlp
+
+    monkeypatch.delenv(PERTURB_ENV_VAR, raising=False)
+    plain = mlp(8, 16, 2, seed=0)
+    key = cache_key("run", {"a": 1})
+    monkeypatch.setenv(PERTURB_ENV_VAR, "1")
+    moved = mlp(8, 16, 2, seed=0)
+    assert cache_key("run", {"a": 1}) != key
+    for old, new in zip(plain.parameters(), moved.parameters()):
+        gap = (new - old).abs()
+        ulp = torch.nextafter(old.abs(), torch.full_like(old, float("inf"))) - old.abs()
+        assert bool((gap <= ulp).all())
+    weight_moved = any(bool((a != b).any()) for a, b in zip(plain.parameters(), moved.parameters()))
+    assert weight_moved

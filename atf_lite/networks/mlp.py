@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..perturbation import perturb_ulp_, perturbation_seed
+
 __all__ = ["INITS", "mlp"]
 
 
@@ -56,7 +58,9 @@ def mlp(
       rescaled to that variance, which is Flax's default for dense layers and therefore the
       initialisation of the authors' sample-complexity code.
 
-    ``seed`` makes the draw reproducible without touching torch's global random state.
+    ``seed`` makes the draw reproducible without touching torch's global random state.  When
+    the test switch ``$ATF_LITE_PERTURB`` is set, the drawn weights are then moved by one ulp
+    (:func:`atf_lite.perturbation.perturb_ulp_`), as another machine's arithmetic would.
     """
     for name, value in (("d_in", d_in), ("width", width), ("d_out", d_out)):
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -77,4 +81,8 @@ def mlp(
         layers.append(linear)
         if index < len(sizes) - 2:
             layers.append(activation())
-    return nn.Sequential(*layers)
+    network = nn.Sequential(*layers)
+    perturbation = perturbation_seed()
+    if perturbation is not None:
+        perturb_ulp_(network, perturbation)
+    return network
