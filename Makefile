@@ -12,11 +12,14 @@ NB ?= $(NOTEBOOKS)
 # Rendered pages and stored outputs carry no progress-bar noise.
 export ATF_LITE_PROGRESS ?= 0
 
-.PHONY: help venv book test unit notebooks book-check site-check lint execute lab bench clean
+.PHONY: help venv book test test-fast test-perturbed unit notebooks book-check site-check lint \
+	execute lab bench clean
 
 help:
 	@echo "make book     build the HTML book (executes every chapter, cached) -> _build/html/index.html"
 	@echo "make test     lint, unit tests, every notebook under nbval, book build from stored outputs"
+	@echo "make test-fast  lint and unit tests only (the edit loop)"
+	@echo "make test-perturbed  every notebook under nbval as another CPU would run it (one-ulp weights)"
 	@echo "make execute  re-execute notebooks in place (NB=path for one), saving their outputs"
 	@echo "make lab      JupyterLab in the project's environment"
 	@echo "make site-check  the built pages in headless Chromium (needs chromium, chromium-driver)"
@@ -37,6 +40,17 @@ test: venv lint unit notebooks book-check
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
 		$(MAKE) site-check; \
 	else echo "site-check skipped: chromium and chromium-driver are not installed"; fi
+
+test-fast: venv lint unit
+
+# The chapters once more as another machine would run them: every network atf_lite builds starts
+# one ulp away (ATF_LITE_PERTURB, see atf_lite/perturbation.py) and every result is recomputed in
+# an empty cache. Each chapter's checks must still hold, and verbatim-checked outputs still match.
+test-perturbed: venv
+	@cache=$$(mktemp -d); \
+	ATF_LITE_PERTURB=$${ATF_LITE_PERTURB:-1} ATF_LITE_CACHE_DIR=$$cache $(PY) -m pytest --nbval-lax \
+		--nbval-current-env --nbval-cell-timeout=1800 -p no:cacheprovider $(NOTEBOOKS); \
+	status=$$?; rm -rf $$cache; exit $$status
 
 lint: venv
 	$(BIN)/ruff check atf_lite tests benchmarks book tools
