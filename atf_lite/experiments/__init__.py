@@ -2,13 +2,13 @@
 
 Modules
 -------
-problems                  random instances and targets (chapters 2 to 4)
-recovery                  sparse recovery and low-rank matrix sensing trials (chapter 4)
-alignment_run             kernel alignment of trained networks, Figures 1 and 3 (chapters 5 and 6)
+problems                  random instances and targets (chapters 2 to 5)
+recovery                  sparse recovery and low-rank matrix sensing trials (chapter 5)
+alignment_run             kernel alignment of trained networks, Figures 1 and 3 (chapters 6 and 7)
 alignment_report          its tables, figures and JSON summary
 alignment_cli             ``python -m atf_lite alignment``
-sample_complexity_data    the fixed splits of chapter 7's data protocol
-sample_complexity_run     fixed vs adaptive vs full models against training-set size (chapter 7)
+sample_complexity_data    the fixed splits of chapter 8's data protocol
+sample_complexity_run     fixed vs adaptive vs full models against training-set size (chapter 8)
 sample_complexity_report  its tables, learning curves, sample ratios and outputs
 sample_complexity_cli     ``python -m atf_lite sample-complexity``
 cli                       ``python -m atf_lite``: the sub-commands

@@ -59,7 +59,7 @@ __all__ = [
 TASKS = ("regression", "sign")
 # Defaults: the paper's network and optimiser.  200 epochs of minibatch SGD fit both tasks to a
 # training MSE of about 1e-4 or below (targets have unit scale); 512 Gauss–Legendre nodes bring
-# the path identity's residual to about 5e-4 (it converges like 1/nodes, see chapter 5).
+# the path identity's residual to about 5e-4 (it converges like 1/nodes, see chapter 6).
 DEFAULT_EPOCHS = 200
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_NODES = 512

@@ -4,7 +4,7 @@
   (chapters 2 and 3);
 * :func:`difficulty_targets`: targets of increasing difficulty on real inputs (chapter 3);
 * :func:`sparse_recovery_instance`, :func:`matrix_sensing_instance`: the recovery problems of
-  chapter 4.
+  chapter 5.
 
 Every generator is seeded and returns float64 NumPy arrays (tuples for unpacking).  The targets
 of the alignment experiment are

@@ -1,4 +1,4 @@
-"""Chapter 4's recovery experiments: sparse recovery and low-rank matrix sensing.
+"""Chapter 5's recovery experiments: sparse recovery and low-rank matrix sensing.
 
 Each experiment is described by a frozen settings dataclass (the random problem family and the
 number of trials) and compares, on every instance, the minimum-norm interpolator (fixed

@@ -1,4 +1,4 @@
-"""The data protocol of the sample-complexity experiment (chapter 7): fixed splits and sizes.
+"""The data protocol of the sample-complexity experiment (chapter 8): fixed splits and sizes.
 
 The data set is split once, stratified by class and with a fixed seed, into a *test split*
 (``TEST_FRACTION`` of the images), a *validation split* (``VAL_FRACTION`` of the rest) and the

@@ -1,4 +1,4 @@
-"""Tables, curves and outputs of the sample-complexity experiment (chapter 7).
+"""Tables, curves and outputs of the sample-complexity experiment (chapter 8).
 
 * :func:`summarize`, :func:`format_summary`, :func:`plot_sample_complexity`: test error against
   training-set size, mean ± sd over seeds;

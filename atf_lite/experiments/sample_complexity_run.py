@@ -1,4 +1,4 @@
-"""Sample complexity of fixed, adaptive and full tangent-feature models (chapter 7).
+"""Sample complexity of fixed, adaptive and full tangent-feature models (chapter 8).
 
 For each training-set size ``n``, seed and model kind (``"fixed"``:
 :class:`~atf_lite.networks.feature_models.LinearizedNet`, ``"adaptive"``:
@@ -89,7 +89,7 @@ class TrainSettings:
 
     ``width``/``depth``: the MLP (``depth`` hidden layers, see :func:`~atf_lite.networks.mlp.mlp`);
     ``optimizer`` ``"sgd"`` (with ``momentum``) or ``"adam"``, constant learning rate ``lr``
-    (the defaults, Adam at ``1e-2``, are the setting that chapter 7's sweep selects on the digits
+    (the defaults, Adam at ``1e-2``, are the setting that chapter 8's sweep selects on the digits
     by validation error for all three models);
     ``batch_size``; ``max_epochs`` and early-stopping ``patience`` (epochs without a better
     validation error; ``None`` trains all ``max_epochs`` and keeps the best epoch);
@@ -156,7 +156,7 @@ class TrainSettings:
 
 #: Complete settings by name.  ``"preprocessing"`` is a property of the data, shared by all
 #: models; the other keys are :class:`TrainSettings` fields.  The paper-code epoch cap is the one
-#: of chapter 7's measurement: with it, every fixed-feature run ends by early stopping, not by
+#: of chapter 8's measurement: with it, every fixed-feature run ends by early stopping, not by
 #: the cap.
 RECIPES: dict[str, dict[str, Any]] = {
     "book": {"preprocessing": "unit-norm"},

@@ -1,4 +1,4 @@
-"""Minibatch classification training with early stopping on a validation split (chapter 7).
+"""Minibatch classification training with early stopping on a validation split (chapter 8).
 
 :func:`fit_classifier` trains any model with ``[n, classes]`` logits (in particular the
 :mod:`atf_lite.networks.feature_models`) by cross-entropy and keeps the epoch with the lowest

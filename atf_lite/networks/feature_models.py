@@ -1,4 +1,4 @@
-"""Chapter 7's three models of one initial network: full, fixed and adaptive tangent features.
+"""Chapter 8's three models of one initial network: full, fixed and adaptive tangent features.
 
 They share one interface, :class:`FeatureModel`, and are all built from the same initial
 network: :class:`FullNet` (the network itself), :class:`LinearizedNet` (fixed tangent features)

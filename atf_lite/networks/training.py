@@ -2,7 +2,7 @@
 
 :func:`train` fits any torch model with a mean-squared-error (or cross-entropy) loss by SGD
 with momentum and a cosine learning-rate schedule, and returns the initial and final parameters
-with the loss history (the trainer of chapters 5 and 6).
+with the loss history (the trainer of chapters 6 and 7).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Convex baselines of chapter 4: minimum-ℓ1 and minimum-nuclear-norm interpolation.
+"""Convex baselines of chapter 5: minimum-ℓ1 and minimum-nuclear-norm interpolation.
 
 They are what sparse recovery and low-rank matrix sensing use without adaptive features, and
 what the diagonal and Kronecker structures are compared with.
