@@ -134,6 +134,9 @@ _EXPORTS: dict[str, str] = {
     "sweep_table": "atf_lite.experiments.sample_complexity_report",
     "select_variants": "atf_lite.experiments.sample_complexity_report",
     "effective_rank": "atf_lite.experiments.sample_complexity_report",
+    "load_study": "atf_lite.experiments.sample_complexity_study",
+    "expected_distinct_examples": "atf_lite.experiments.sample_complexity_study",
+    "study_ratios": "atf_lite.experiments.sample_complexity_study",
 }
 
 __all__ = ["__version__", *_EXPORTS]

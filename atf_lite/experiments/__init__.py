@@ -10,6 +10,7 @@ alignment_cli             ``python -m atf_lite alignment``
 sample_complexity_data    the fixed splits of chapter 8's data protocol
 sample_complexity_run     fixed vs adaptive vs full models against training-set size (chapter 8)
 sample_complexity_report  its tables, learning curves, sample ratios and outputs
+sample_complexity_study   the stored study of both data protocols: tables and figures
 sample_complexity_cli     ``python -m atf_lite sample-complexity``
 cli                       ``python -m atf_lite``: the sub-commands
 

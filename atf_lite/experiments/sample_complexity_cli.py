@@ -1,4 +1,4 @@
-"""``python -m atf_lite sample-complexity``: the chapter-7 experiment at full scale.
+"""``python -m atf_lite sample-complexity``: the chapter-8 experiment at full scale.
 
 The command builds a :class:`~atf_lite.experiments.sample_complexity_run.SampleComplexitySettings`
 from its options (training options override the chosen recipe), runs

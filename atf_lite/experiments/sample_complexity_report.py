@@ -145,6 +145,22 @@ def samples_to_reach(n: Sequence[float], error: Sequence[float], level: float) -
     return float(np.exp(np.log(n[i - 1]) + t * (np.log(n[i]) - np.log(n[i - 1]))))
 
 
+def _reach_batch(n: Sequence[float], curves: np.ndarray, level: float) -> np.ndarray:
+    """:func:`samples_to_reach` of every row of ``curves`` ``[m, len(n)]`` at once (no checks)."""
+    n = np.asarray(n, dtype=float)
+    below = curves <= level
+    first = np.argmax(below, axis=1)
+    previous = np.maximum(first - 1, 0)
+    rows = np.arange(len(curves))
+    upper, lower = curves[rows, previous], curves[rows, first]
+    log_n = np.log(n)
+    with np.errstate(divide="ignore", invalid="ignore"):  # rows with first == 0 are replaced
+        t = (upper - level) / (upper - lower)
+        crossing = np.exp(log_n[previous] + t * (log_n[first] - log_n[previous]))
+    out = np.where(first == 0, n[0], crossing)
+    return np.where(below.any(axis=1), out, np.nan)
+
+
 def samples_needed(summary: dict, levels: Sequence[float]) -> dict[str, np.ndarray]:
     """Per model of a :func:`summarize` result, :func:`samples_to_reach` of its mean test-error
     curve for each of ``levels`` (``[len(levels)]``, ``nan`` where a level is never reached)."""
@@ -203,14 +219,15 @@ def sample_ratio(
     }
 
     def ratios(rows: np.ndarray) -> np.ndarray:
-        a, b = (errors[kind][rows].mean(axis=0) for kind in (numerator, denominator))
-        return np.array(
-            [samples_to_reach(sizes, a, lv) / samples_to_reach(sizes, b, lv) for lv in levels]
+        # rows: [draws, seeds] indices; returns [draws, levels].
+        a, b = (errors[kind][rows].mean(axis=1) for kind in (numerator, denominator))
+        return np.stack(
+            [_reach_batch(sizes, a, lv) / _reach_batch(sizes, b, lv) for lv in levels], axis=1
         )
 
-    point = ratios(np.arange(len(seeds)))
+    point = ratios(np.arange(len(seeds))[None, :])[0]
     rng = np.random.default_rng(seed)
-    draws = np.array([ratios(rng.integers(0, len(seeds), len(seeds))) for _ in range(n_boot)])
+    draws = ratios(rng.integers(0, len(seeds), (n_boot, len(seeds))))
     finite = np.isfinite(draws)
     tail = 100 * (1 - confidence) / 2
     low, high = np.full(len(levels), np.nan), np.full(len(levels), np.nan)
@@ -273,6 +290,12 @@ def plot_sample_complexity(ax: Axes, summary: dict, *, title: str | None = None)
             color=COLORS[_COLOR_ROLES[kind]], label=_LABELS[kind],
         )
     ax.set_xscale("log")
+    sizes = sorted({int(n) for kind in summary for n in summary[kind]["n"]})
+    if sizes:  # label the measured sizes themselves, not powers of ten
+        from matplotlib.ticker import NullLocator
+
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("training-set size $n$")
     ax.set_ylabel("test error")
     if title:
