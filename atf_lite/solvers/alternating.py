@@ -9,6 +9,7 @@ iteratively reweighted least-squares scheme (:func:`solve_structured`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +18,13 @@ import numpy as np
 import scipy.linalg
 
 from .._threads import single_threaded
-from .._types import ArrayLike
+from .._types import ArrayLike, ConvergenceWarning
 from .._validation import (
     check_groups,
     check_nonnegative_int,
     check_positive_int,
+    check_real,
+    check_seed,
     check_shape,
     check_structure,
     check_structure_options,
@@ -88,7 +91,8 @@ def _alternate(
     iterations = 0
     for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         features = pen.apply_gamma(Phi)
-        solved = min_norm_weights(features, y)  # QR; SVD-based lstsq if rank deficient
+        # QR; SVD-based least squares if rank deficient.
+        solved = min_norm_weights(features, y, check=False)
         if solved is None:
             beta, *_ = scipy.linalg.lstsq(features, y, lapack_driver="gelsd")
         else:
@@ -173,8 +177,8 @@ def solve_structured(
     p = Phi.shape[1]
     restarts = check_nonnegative_int(restarts, "restarts")
     max_iter = check_positive_int(max_iter, "max_iter")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
+    tol = check_real(tol, "tol", low=0.0, low_open=True)
+    seed = check_seed(seed)
     theta_min_norm = min_norm_interpolator(Phi, y)  # raises when no interpolator exists
 
     def penalty_of(theta: np.ndarray) -> StructuredPenalty:
@@ -196,6 +200,13 @@ def solve_structured(
         if best is None or run[1].value < best[1].value:
             best = run
     theta, pen, history, iterations, converged = best
+    if not converged:
+        warnings.warn(
+            f"solve_structured: the best start stopped after max_iter={max_iter} iterations "
+            f"with θ still changing by more than tol={tol:g}; raise max_iter",
+            ConvergenceWarning,
+            stacklevel=3,  # past the thread-limit wrapper, to the caller
+        )
     norm_y = np.linalg.norm(y)
     residual = np.linalg.norm(Phi @ theta - y) / (norm_y if norm_y > 0 else 1.0)
     return StructuredSolution(theta, pen.value, float(residual), int(iterations),

@@ -6,6 +6,7 @@ what the diagonal and Kronecker structures are compared with.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,8 +14,8 @@ import scipy.linalg
 import scipy.optimize
 
 from .._threads import single_threaded
-from .._types import ArrayLike
-from .._validation import check_positive_int, check_shape, check_system
+from .._types import ArrayLike, ConvergenceWarning
+from .._validation import check_positive_int, check_real, check_shape, check_system
 from ..linalg import min_norm_interpolator
 
 __all__ = ["min_l1_interpolator", "NuclearNormSolution", "min_nuclear_norm_interpolator"]
@@ -83,6 +84,8 @@ def min_nuclear_norm_interpolator(
     Phi, y = check_system(Phi, y)
     m, d = check_shape(shape, Phi.shape[1])
     max_iter = check_positive_int(max_iter, "max_iter")
+    tol = check_real(tol, "tol", low=0.0, low_open=True)
+    step = check_real(step, "step", low=0.0, low_open=True, allow_none=True)
     x_min_norm = min_norm_interpolator(Phi, y)
     Q, R = np.linalg.qr(Phi.T)  # projection onto the affine set through the row space of Φ
 
@@ -91,8 +94,6 @@ def min_nuclear_norm_interpolator(
 
     if step is None:
         step = 0.1 * max(np.linalg.norm(x_min_norm.reshape(m, d), 2), 1e-300)
-    if not step > 0:
-        raise ValueError(f"step must be positive, got {step!r}")
     z = x_min_norm.copy()
     converged = False
     iterations = 0
@@ -103,4 +104,11 @@ def min_nuclear_norm_interpolator(
         if np.linalg.norm(w - x) <= tol * max(np.linalg.norm(x), 1e-300):
             converged = True
             break
+    if not converged:
+        warnings.warn(
+            f"min_nuclear_norm_interpolator: the Douglas–Rachford half-steps still differ by "
+            f"more than tol={tol:g} after max_iter={max_iter} iterations; raise max_iter",
+            ConvergenceWarning,
+            stacklevel=3,  # past the thread-limit wrapper, to the caller
+        )
     return NuclearNormSolution(project(z).reshape(m, d), iterations, converged)

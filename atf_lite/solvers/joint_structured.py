@@ -16,11 +16,11 @@ import scipy.optimize
 
 from .._threads import single_threaded
 from .._types import ArrayLike
-from .._validation import check_positive_int
+from .._validation import check_positive_int, check_real, check_seed
 from ..linalg import min_norm_interpolator, min_norm_weights
 from ..theory.penalties import Penalty, PenaltyLike, spectral_penalty
 from .alternating import check_structured_problem
-from .solution import JointSolution
+from .solution import JointSolution, warn_unconverged
 
 __all__ = ["solve_joint_structured"]
 
@@ -103,7 +103,7 @@ def _joint_objective(x, Phi, y, layout, structure, groups, shape):
     p = Phi.shape[1]
     parts = _unpack(x, layout)
     factors, Gamma = _assemble(parts, layout, structure, groups, p)
-    solved = min_norm_weights(Phi @ Gamma, y)
+    solved = min_norm_weights(Phi @ Gamma, y, check=False)
     if solved is None:  # singular ΦΓ: infinitely expensive, L-BFGS-B backtracks
         return np.inf, np.zeros_like(x)
     beta, alpha = solved
@@ -189,8 +189,10 @@ def solve_joint_structured(
     )
     p = Phi.shape[1]
     restarts = check_positive_int(restarts, "restarts")
-    if not init_scale >= 0:
-        raise ValueError(f"init_scale must be non-negative, got {init_scale!r}")
+    seed = check_seed(seed)
+    init_scale = check_real(init_scale, "init_scale", low=0.0)
+    max_iter = check_positive_int(max_iter, "max_iter")
+    gtol = check_real(gtol, "gtol", low=0.0, low_open=True)
     min_norm_interpolator(Phi, y)  # fail early, with a clear message, when y is out of range
     layout = _factor_layout(structure, p, groups, shape, omega, omega_b)
     bounds = _joint_bounds(layout)
@@ -210,8 +212,10 @@ def solve_joint_structured(
         finals.append(float(result.fun))
         if best is None or result.fun < best.fun:
             best = result
+    # Frames: here, solve_joint_structured, the thread-limit wrapper, the caller.
+    warn_unconverged(best, "solve_joint_structured", "max_iter", stacklevel=4)
     factors, Gamma = _assemble(_unpack(best.x, layout), layout, structure, groups, p)
-    beta, _ = min_norm_weights(Phi @ Gamma, y)
+    beta, _ = min_norm_weights(Phi @ Gamma, y, check=False)
     if structure == "kronecker":
         (_, Ra, ca), (_, Rb, cb) = factors
         transform_cost = spectral_penalty(Ra * ca, omega) + spectral_penalty(Rb * cb, omega_b)
