@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # types
     "ArrayLike": "atf_lite._types",
+    "ConvergenceWarning": "atf_lite._types",
     # linear algebra and kernels
     "min_norm_interpolator": "atf_lite.linalg",
     "kernel_regression": "atf_lite.linalg",
