@@ -131,11 +131,14 @@ def check_system(
     return Phi, y
 
 
-def check_feature_columns(Phi1: Any, Phi2: Any, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Feature matrices ``Phi1`` and ``Phi2`` (default ``Phi1``), each with ``p`` columns."""
-    Phi1 = as_float_array(Phi1, "Phi1", 2)
-    Phi2 = Phi1 if Phi2 is None else as_float_array(Phi2, "Phi2", 2)
-    for name, F in (("Phi1", Phi1), ("Phi2", Phi2)):
+def check_feature_columns(
+    Phi1: Any, Phi2: Any, p: int, names: tuple[str, str] = ("Phi1", "Phi2")
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature matrices ``Phi1`` and ``Phi2`` (default ``Phi1``), each with ``p`` columns
+    (``names``: the arguments' names in messages)."""
+    Phi1 = as_float_array(Phi1, names[0], 2)
+    Phi2 = Phi1 if Phi2 is None else as_float_array(Phi2, names[1], 2)
+    for name, F in zip(names, (Phi1, Phi2), strict=True):
         if F.shape[1] != p:
             raise ValueError(f"{name} must have {p} columns (features), got {F.shape[1]}")
     return Phi1, Phi2

@@ -92,9 +92,10 @@ def cached(
     interrupted run never leaves a truncated cache entry behind.
     """
     check_callable(compute, "compute")
+    key = cache_key(name, config)  # checks name and config, also when the cache is off
     if not check_bool(use_cache, "use_cache"):
         return compute()
-    path = cache_dir() / f"{cache_key(name, config)}.pkl"
+    path = cache_dir() / f"{key}.pkl"
     if path.exists():
         with path.open("rb") as handle:
             return pickle.load(handle)

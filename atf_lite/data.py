@@ -194,7 +194,7 @@ def _open_idx(path: pathlib.Path) -> bytes:
         with opener(path, "rb") as handle:
             return handle.read()
     except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot be read as an IDX file ({exc})") from exc
+        raise ValueError(f"path {str(path)!r} cannot be read as an IDX file ({exc})") from exc
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:

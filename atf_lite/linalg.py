@@ -71,7 +71,8 @@ def min_norm_weights(
     of ``Φᵀ``.
 
     Returns :class:`MinNormWeights` ``(β, α)`` with ``β = Φᵀα`` and ``α = (ΦΦᵀ)⁻¹y`` (``[p]``
-    and ``[n]``), or ``None`` when ``Phi`` is numerically rank deficient.  ``check=False``
+    and ``[n]``), or ``None`` when ``Phi`` does not have full row rank (numerically, or because
+    it has more rows than columns).  ``check=False``
     skips the input checks: the solvers' inner loops call it on arrays they have built
     themselves (where a non-finite trial point must not raise).
     """
@@ -81,6 +82,8 @@ def min_norm_weights(
             raise ValueError(
                 f"Phi must have at most as many rows as columns (n ≤ p), got shape {Phi.shape}"
             )
+    if Phi.shape[0] > Phi.shape[1]:  # only reachable with check=False
+        return None
     Q, R = np.linalg.qr(Phi.T)  # Φᵀ = QR, Q: [p, n], R: [n, n]
     diag = np.abs(np.diag(R))
     if diag.min() <= 1e-13 * diag.max():

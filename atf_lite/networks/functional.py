@@ -45,6 +45,8 @@ MAX_BLOCK_FLOATS = 2**26
 
 def check_model(model: nn.Module, name: str = "model") -> nn.Module:
     """``model`` if it is a torch ``nn.Module`` with at least one parameter."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {describe(name)}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"{name} must be a torch nn.Module, got {describe(model)}")
     if next(model.parameters(), None) is None:
@@ -52,28 +54,34 @@ def check_model(model: nn.Module, name: str = "model") -> nn.Module:
     return model
 
 
-def model_params(model: nn.Module, params: Params | None = None) -> dict[str, torch.Tensor]:
-    """``params`` as a detached dict, defaulting to the model's own named parameters."""
+def model_params(
+    model: nn.Module, params: Params | None = None, *, name: str = "params"
+) -> dict[str, torch.Tensor]:
+    """``params`` as a detached dict, defaulting to the model's own named parameters.
+
+    ``params`` must hold a tensor of the right shape for every parameter of ``model``, and
+    nothing else; ``name`` is the argument's name in error messages (``"params0"``, …).
+    """
     check_model(model)
     own = dict(model.named_parameters())
     if params is None:
-        return {name: value.detach() for name, value in own.items()}
+        return {key: value.detach() for key, value in own.items()}
     if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a name -> tensor mapping, got {type(params).__name__}")
+        raise TypeError(f"{name} must be a name -> tensor mapping, got {type(params).__name__}")
     missing = sorted(set(own) - set(params))
     extra = sorted(set(params) - set(own))
     if missing or extra:
-        raise KeyError(f"params does not match the model: missing {missing}, unexpected {extra}")
-    for name, value in params.items():
+        raise KeyError(f"{name} does not match the model: missing {missing}, unexpected {extra}")
+    for key, value in params.items():
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"params[{name!r}] must be a tensor, got {describe(value)}")
-        if tuple(value.shape) != tuple(own[name].shape):
+            raise TypeError(f"{name}[{key!r}] must be a tensor, got {describe(value)}")
+        if tuple(value.shape) != tuple(own[key].shape):
             raise ValueError(
-                f"params[{name!r}] has shape {tuple(value.shape)}, the model expects "
-                f"{tuple(own[name].shape)}"
+                f"{name}[{key!r}] has shape {tuple(value.shape)}, the model expects "
+                f"{tuple(own[key].shape)}"
             )
     # Keep the model's parameter order: it fixes the column order of the features.
-    return {name: params[name].detach() for name in own}
+    return {key: params[key].detach() for key in own}
 
 
 def _check_params_mapping(params: Params, name: str) -> None:
@@ -96,6 +104,8 @@ def unflatten_params(vector: torch.Tensor, like: Params) -> dict[str, torch.Tens
     """Split a ``[p]`` vector into tensors shaped like those of ``like`` (inverse of flatten)."""
     if not isinstance(vector, torch.Tensor):
         raise TypeError(f"vector must be a torch.Tensor, got {describe(vector)}")
+    if not vector.is_floating_point():
+        raise TypeError(f"vector must be a real floating-point tensor, got dtype {vector.dtype}")
     _check_params_mapping(like, "like")
     sizes = [value.numel() for value in like.values()]
     if vector.ndim != 1 or vector.numel() != sum(sizes):
@@ -107,6 +117,8 @@ def unflatten_params(vector: torch.Tensor, like: Params) -> dict[str, torch.Tens
 def check_inputs(X: torch.Tensor, name: str) -> None:
     """``X`` must be a finite, non-empty, real floating-point tensor with a batch dimension
     (``[n, ...]``)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {describe(name)}")
     if not isinstance(X, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(X).__name__}")
     if X.ndim < 2:
@@ -125,15 +137,21 @@ def scalar_output(out: torch.Tensor) -> torch.Tensor:
     if out.ndim == 1:
         return out
     raise ValueError(
-        f"tangent features need a model with one scalar output per input; got output shape "
-        f"{tuple(out.shape)}"
+        f"tangent features need a model with one scalar output per input; got output (out) "
+        f"shape {tuple(out.shape)}"
     )
 
 
 def model_output(X: torch.Tensor, model: nn.Module, params: Params | None = None) -> torch.Tensor:
     """``f(X; θ)`` as a ``[n]`` vector for a single-output model (``θ`` = ``params``)."""
     check_inputs(X, "X")
-    return scalar_output(functional_call(model, model_params(model, params), (X,)))
+    out = functional_call(model, model_params(model, params), (X,))
+    if not (out.ndim == 1 or out.ndim == 2 and out.shape[1] == 1) or len(out) != len(X):
+        raise ValueError(
+            f"model must give one scalar output per row of X; got output shape "
+            f"{tuple(out.shape)} for X of shape {tuple(X.shape)}"
+        )
+    return scalar_output(out)
 
 
 def rows_per_block(n: int, p: int, batch_size: int | None) -> int:
@@ -171,7 +189,7 @@ class LinearizedModel(nn.Module):
 
     def __init__(self, model: nn.Module, params0: Params | None = None) -> None:
         super().__init__()
-        theta0 = model_params(model, params0)
+        theta0 = model_params(model, params0, name="params0")
         # A plain attribute, not a submodule: see the class docstring.
         self.__dict__["model"] = model
         self._names = list(theta0)

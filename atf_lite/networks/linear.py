@@ -172,7 +172,7 @@ def train_linearized(
     ``δ`` to it is recorded at every step.
     """
     steps, lr, momentum = _check_training_inputs(X, y, model, steps, lr, momentum)
-    theta0 = model_params(model, params0)
+    theta0 = model_params(model, params0, name="params0")
     flat0 = flatten_params(theta0)
     track = None
     if reference is not None:
@@ -221,7 +221,7 @@ def train_network(
     The model's own parameters are left untouched (training runs on copies).
     """
     steps, lr, momentum = _check_training_inputs(X, y, model, steps, lr, momentum)
-    theta0 = model_params(model, params0)
+    theta0 = model_params(model, params0, name="params0")
     # functional_call keeps the graph to the trainable copies (model_output detaches).
     params, losses, _ = _descend(
         lambda p: functional_call(model, p, (X,)).reshape(-1),

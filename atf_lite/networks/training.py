@@ -25,6 +25,7 @@ from torch import nn
 
 from .._validation import (
     check_bool,
+    check_callable,
     check_int,
     check_option,
     check_positive_int,
@@ -64,7 +65,12 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """``"sgd"`` (heavy-ball ``momentum``, ``weight_decay``) or ``"adam"`` (default betas,
     ``weight_decay``) over ``params`` with learning rate ``lr``."""
-    check_option(name, "optimizer", OPTIMIZERS)
+    check_option(name, "name", OPTIMIZERS)
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    momentum = check_real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
+    if isinstance(params, torch.Tensor) or not isinstance(params, Iterable):
+        raise TypeError(f"params must be an iterable of tensors, got {describe(params)}")
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -75,6 +81,11 @@ def epoch_order(
 ) -> torch.Tensor:
     """The row indices of one epoch: a permutation of ``range(n_rows)`` drawn from
     ``generator`` (``shuffle=False``: in order, drawing nothing), cut to its first ``take``."""
+    n_rows = check_int(n_rows, "n_rows", minimum=1)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {describe(generator)}")
+    take = check_int(take, "take", minimum=1, maximum=n_rows, allow_none=True)
+    shuffle = check_bool(shuffle, "shuffle")
     order = torch.randperm(n_rows, generator=generator) if shuffle else torch.arange(n_rows)
     return order if take is None else order[:take]
 
@@ -98,6 +109,18 @@ def gradient_steps(
     "not finite at the initial parameters" at the very first step (``first_step == 0``), which
     no learning rate causes.
     """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch optimizer, got {describe(optimizer)}")
+    check_callable(loss_of, "loss_of")
+    if not isinstance(batches, Iterable):
+        raise TypeError(f"batches must be iterable, got {describe(batches)}")
+    if before_step is not None:
+        check_callable(before_step, "before_step")
+    if scheduler is not None and not hasattr(scheduler, "step"):
+        raise TypeError(f"scheduler must have a step() method, got {describe(scheduler)}")
+    if not isinstance(what, str):
+        raise TypeError(f"what must be a string, got {describe(what)}")
+    first_step = check_int(first_step, "first_step", minimum=0)
     values: list[float] = []
     for step, batch in enumerate(batches, start=first_step):
         if before_step is not None:
@@ -122,7 +145,16 @@ def gradient_steps(
 
 def check_finite_parameters(params: Iterable[tuple[str, torch.Tensor]], what: str) -> None:
     """Every ``(name, tensor)`` must be finite, so that a NaN loss can only mean divergence."""
-    for name, value in params:
+    if not isinstance(what, str):
+        raise TypeError(f"what must be a string, got {describe(what)}")
+    if isinstance(params, torch.Tensor) or not isinstance(params, Iterable):
+        raise TypeError(
+            f"params must be an iterable of (name, tensor) pairs, got {describe(params)}"
+        )
+    for item in params:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], torch.Tensor)):
+            raise TypeError(f"params must hold (name, tensor) pairs, got {describe(item)}")
+        name, value = item
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise ValueError(f"{what} parameter {name!r} contains NaN or infinite values")
 
@@ -197,9 +229,13 @@ def train(
     seed = check_seed(seed)
     if progress is not None:
         check_bool(progress, "progress")
-    if not isinstance(X, torch.Tensor) or X.ndim < 2 or not isinstance(y, torch.Tensor) or len(
-        X
-    ) != len(y):
+    if (
+        not isinstance(X, torch.Tensor)
+        or not isinstance(y, torch.Tensor)
+        or X.ndim < 2
+        or y.ndim < 1
+        or len(X) != len(y)
+    ):
         raise ValueError(
             f"X must be [n, ...] and y [n]; got X {describe(X)} and y {describe(y)}"
         )

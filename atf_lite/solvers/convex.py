@@ -7,6 +7,7 @@ what the diagonal and Kronecker structures are compared with.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,27 @@ def _singular_value_threshold(X: np.ndarray, tau: float) -> np.ndarray:
     return (U * np.maximum(s - tau, 0.0)) @ Vt
 
 
+def _affine_projection(
+    Phi: np.ndarray, y: np.ndarray, x0: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The orthogonal projection onto ``{x : Φx = y}`` (which contains ``x0``).
+
+    For a full-row-rank ``Φ`` (``n < p``) by the QR factors of ``Φᵀ``; otherwise (more
+    measurements than unknowns, or dependent rows) through an orthonormal basis of the row space
+    from the SVD, which also covers a feasible set that is a single point.
+    """
+    n, p = Phi.shape
+    if n < p:
+        Q, R = np.linalg.qr(Phi.T)  # projection onto the affine set through the row space of Φ
+        diag = np.abs(np.diag(R))
+        if diag.min() > 1e-13 * diag.max():
+            return lambda z: z - Q @ scipy.linalg.solve_triangular(R, Phi @ z - y, trans="T")
+    _, sigma, Vt = np.linalg.svd(Phi, full_matrices=False)
+    rank = int(np.sum(sigma > sigma[0] * max(n, p) * np.finfo(np.float64).eps))
+    basis = Vt[:rank].T  # [p, rank]
+    return lambda z: z - basis @ (basis.T @ (z - x0))
+
+
 @single_threaded
 def min_nuclear_norm_interpolator(
     Phi: ArrayLike,
@@ -87,10 +109,10 @@ def min_nuclear_norm_interpolator(
     tol = check_real(tol, "tol", low=0.0, low_open=True)
     step = check_real(step, "step", low=0.0, low_open=True, allow_none=True)
     x_min_norm = min_norm_interpolator(Phi, y)
-    Q, R = np.linalg.qr(Phi.T)  # projection onto the affine set through the row space of Φ
-
-    def project(z: np.ndarray) -> np.ndarray:
-        return z - Q @ scipy.linalg.solve_triangular(R, Phi @ z - y, trans="T")
+    n, p = Phi.shape
+    if n >= p and np.linalg.matrix_rank(Phi) == p:  # the constraint admits one point only
+        return NuclearNormSolution(x_min_norm.reshape(m, d), 0, True)
+    project = _affine_projection(Phi, y, x_min_norm)
 
     if step is None:
         step = 0.1 * max(np.linalg.norm(x_min_norm.reshape(m, d), 2), 1e-300)

@@ -188,6 +188,8 @@ def solve_joint_structured(
         structure, Phi, y, omega, omega_b, shape, groups
     )
     p = Phi.shape[1]
+    if Phi.shape[0] > p:
+        raise ValueError(f"Phi must have at most as many rows as columns (n ≤ p), got {Phi.shape}")
     restarts = check_positive_int(restarts, "restarts")
     seed = check_seed(seed)
     init_scale = check_real(init_scale, "init_scale", low=0.0)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._types import ArrayLike, ConvergenceWarning
-from .._validation import check_feature_columns
+from .._validation import check_feature_columns, check_int
 
 __all__ = ["JointSolution", "warn_unconverged"]
 
@@ -25,6 +25,12 @@ def warn_unconverged(result: Any, solver: str, limit: str, *, stacklevel: int = 
     """Warn (:class:`~atf_lite.ConvergenceWarning`) when an L-BFGS-B ``result`` stopped at its
     iteration limit; ``limit`` names the option that raises it, ``stacklevel`` counts the
     frames from here up to the user's call."""
+    if not hasattr(result, "status"):
+        raise TypeError(f"result must be a scipy OptimizeResult, got {type(result).__name__}")
+    for name, value in (("solver", solver), ("limit", limit)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {value!r}")
+    stacklevel = check_int(stacklevel, "stacklevel", minimum=1)
     if getattr(result, "status", 0) == _LIMIT_REACHED:
         warnings.warn(
             f"{solver}: L-BFGS-B stopped at its limit after {result.nit} iterations "
@@ -72,5 +78,5 @@ class JointSolution:
 
     def predict(self, Phi: ArrayLike) -> np.ndarray:
         """Predictions ``φ(x)ᵀΓβ`` on features ``Phi`` (``[m, p]`` → ``[m]``)."""
-        Phi, _ = check_feature_columns(Phi, None, self.gamma.shape[0])
+        Phi, _ = check_feature_columns(Phi, None, self.gamma.shape[0], ("Phi", "Phi"))
         return Phi @ self.theta

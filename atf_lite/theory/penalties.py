@@ -207,7 +207,10 @@ PenaltyLike = Union[Penalty, Callable[[np.ndarray], np.ndarray]]
 
 
 def as_penalty(omega: PenaltyLike, name: str = "omega") -> Penalty:
-    """``omega`` as a :class:`Penalty` (a callable is validated by :func:`penalty`)."""
+    """``omega`` as a :class:`Penalty` (a callable is validated by :func:`penalty`; ``name``
+    is the argument's name in messages)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {describe(name)}")
     if isinstance(omega, Penalty):
         return omega
     if callable(omega):

@@ -252,10 +252,9 @@ class StructuredPenalty:
         Row ``k`` is a feature vector ``φ``; the result holds the transformed features
         ``Γᵀφ`` (for Kronecker, ``Aᵀ X B`` with ``X`` the row reshaped to ``[m, d]``).
         """
-        if not (isinstance(rows, np.ndarray) and rows.ndim == 2 and rows.shape[1] == self.p):
-            rows = check_array(rows, "rows", ndim=2, finite=False)
-            if rows.shape[1] != self.p:
-                raise ValueError(f"rows must have {self.p} columns, got shape {rows.shape}")
+        rows = check_array(rows, "rows", ndim=2)
+        if rows.shape[1] != self.p:
+            raise ValueError(f"rows must have {self.p} columns, got shape {rows.shape}")
         if self.structure == "diagonal":
             return rows * self.scales
         if self.structure == "groups":
