@@ -508,7 +508,7 @@ def test_unconverged_solvers_warn():
         nuc = min_nuclear_norm_interpolator(M, b, shape=(4, 4), max_iter=2)
     assert not nuc.converged
     with pytest.warns(ConvergenceWarning, match="solve_joint_structured: L-BFGS-B stopped"):
-        joint = solve_joint_structured(A[:, :6], A[:, :6] @ np.ones(6), omega_sq,
+        joint = solve_joint_structured(A[:3], A[:3] @ np.ones(20), omega_sq,
                                        structure="diagonal", restarts=1, max_iter=2)
     assert not joint.converged
     with pytest.warns(ConvergenceWarning, match="kronecker_penalty_and_scales"):
