@@ -169,7 +169,8 @@ def solve_structured(
     further starts use the transformation that is optimal for a random Gaussian ``θ`` of the
     minimum-norm interpolator's norm times ``10^U[-1, 2]`` (from ``seed``); the best objective
     is returned and every start's objective is reported.  Stops when ``θ`` changes by less
-    than ``tol`` relative, or after ``max_iter`` iterations (then ``converged`` is False).
+    than ``tol`` relative, or after ``max_iter`` iterations (then ``converged`` is False and a
+    ``ConvergenceWarning`` is issued).
     """
     structure, Phi, y, omega, omega_b, shape, groups = check_structured_problem(
         structure, Phi, y, omega, omega_b, shape, groups

@@ -101,7 +101,9 @@ def min_nuclear_norm_interpolator(
     projection onto ``{Θ : Φ vec(Θ) = y}`` with singular-value soft thresholding (the proximal
     map of ``step · ‖·‖_*``; default ``step`` = the minimum-norm interpolator's spectral norm
     divided by 10).  Stops when the two half-steps agree to ``tol`` relative, or after
-    ``max_iter`` iterations.  Returns a :class:`NuclearNormSolution`.
+    ``max_iter`` iterations (with a ``ConvergenceWarning``).  With as many
+    independent measurements as unknowns the constraint admits one point, which is returned.
+    Returns a :class:`NuclearNormSolution`.
     """
     Phi, y = check_system(Phi, y)
     m, d = check_shape(shape, Phi.shape[1])

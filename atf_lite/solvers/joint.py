@@ -183,7 +183,8 @@ def solve_joint(
     it is the true cost of a feasible point and can only lie above the optimum.
 
     Keyword options for ``structure="full"``: ``init_scale`` (0.5), ``max_iter`` per stage
-    (5000), ``gtol`` (1e-11).  Any other ``structure`` is delegated to
+    (5000), ``gtol`` (1e-11); a restart of the returned solution that stops at ``max_iter``
+    issues a ``ConvergenceWarning``.  Any other ``structure`` is delegated to
     :func:`~atf_lite.solvers.joint_structured.solve_joint_structured` with the remaining
     keywords (``groups``, ``shape``, ``omega_b``, ``init_scale``, ``max_iter``, ``gtol``).
     """

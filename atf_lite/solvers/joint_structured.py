@@ -182,7 +182,8 @@ def solve_joint_structured(
     with singular vectors, how a scale splits between ``A`` and ``B``) is assumed.  Returns
     :class:`~atf_lite.solvers.solution.JointSolution`; its ``gamma`` is the dense ``[p, p]`` matrix
     (``np.kron(A, B)`` for Kronecker, with ``β = vec(M)`` row-major) and its ``objective`` is
-    the exact cost of the returned feasible point, recomputed from singular values.
+    the exact cost of the returned feasible point, recomputed from singular values.  The best
+    restart stopping at ``max_iter`` issues a ``ConvergenceWarning``.
     """
     structure, Phi, y, omega, omega_b, shape, groups = check_structured_problem(
         structure, Phi, y, omega, omega_b, shape, groups

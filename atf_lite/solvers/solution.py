@@ -22,7 +22,7 @@ _LIMIT_REACHED = 1
 
 
 def warn_unconverged(result: Any, solver: str, limit: str, *, stacklevel: int = 3) -> None:
-    """Warn (:class:`~atf_lite.ConvergenceWarning`) when an L-BFGS-B ``result`` stopped at its
+    """Warn (``ConvergenceWarning``) when an L-BFGS-B ``result`` stopped at its
     iteration limit; ``limit`` names the option that raises it, ``stacklevel`` counts the
     frames from here up to the user's call."""
     if not hasattr(result, "status"):

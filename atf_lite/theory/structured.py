@@ -99,7 +99,7 @@ def kronecker_penalty_and_scales(
     when ``x ↦ ω(eˣ)`` is convex on ``x ≥ 0`` (true of ``omega_sq``, ``omega_abs`` and their
     ``⊕``), and its non-smooth part is separable, so the alternation converges to the global
     minimiser; it stops when ``a`` and ``b`` change by less than ``tol`` relative, and warns
-    (:class:`~atf_lite.ConvergenceWarning`) when ``max_iter ≥ 1`` sweeps did not get there.
+    (``ConvergenceWarning``) when ``max_iter ≥ 1`` sweeps did not get there.
     """
     omega_a = as_penalty(omega_a, "omega_a")
     omega_b = as_penalty(omega_b, "omega_b")
