@@ -165,13 +165,19 @@ class ProofDirective(SphinxDirective):
         return [node]
 
 
+# Body sections that sphinx-proof and sphinx-exercise give one fixed id on every page.
+_SHARED_BODY_IDS = ("proof-content", "exercise-content", "solution-content")
+
+
 def unique_theorem_body_ids(app: Sphinx, doctree: nodes.document) -> None:
-    """sphinx-proof gives every theorem body ``id="proof-content"``: derive one from its box."""
-    for serial, section in enumerate(
-        (s for s in doctree.findall(nodes.section) if s["ids"] == ["proof-content"]), start=1
-    ):
-        parent_ids = section.parent.get("ids", []) if section.parent is not None else []
-        section["ids"] = [f"{parent_ids[0]}-content" if parent_ids else f"statement-{serial}"]
+    """Theorem, exercise and solution bodies all share an id per kind (``proof-content``,
+    ``exercise-content``, ``solution-content``): derive a unique one from the enclosing box."""
+    for kind in _SHARED_BODY_IDS:
+        stem = kind.removesuffix("-content")
+        sections = [s for s in doctree.findall(nodes.section) if s["ids"] == [kind]]
+        for serial, section in enumerate(sections, start=1):
+            parent_ids = section.parent.get("ids", []) if section.parent is not None else []
+            section["ids"] = [f"{parent_ids[0]}-content" if parent_ids else f"{stem}-{serial}"]
 
 
 # --- repository and launch buttons --------------------------------------------------------------
