@@ -1,10 +1,41 @@
 """The linearly constrained structured problem, ``Ω̃(θ)`` minimised subject to ``Φθ = y``, by
 alternating minimisation.
 
-For fixed ``Γ`` the best feasible ``θ`` is ``Γβ`` with ``β`` the minimum-norm solution of
-``(ΦΓ)β = y`` (kernel regression with the adapted features); for fixed ``θ`` the best ``Γ`` is
-the closed form of :func:`atf_lite.theory.structured.structured_penalty`.  Together an
-iteratively reweighted least-squares scheme (:func:`solve_structured`).
+**Variational form.**  For every admissible invertible transformation ``Γ`` (diagonal, block
+diagonal or ``A ⊗ B``),
+
+    ``F(θ, Γ) = θᵀ(ΓΓᵀ)⁻¹θ + Ω(Γ) ≥ Ω̃(θ)``,
+
+with equality at the closed-form transformation of
+:func:`atf_lite.theory.structured.structured_penalty` (all of whose singular values are at
+least 1).  :func:`solve_structured` minimises ``F`` over the feasible ``θ`` and over ``Γ`` in
+turn:
+
+1. for fixed ``Γ`` the best feasible ``θ`` is ``Γβ`` with ``β`` the minimum-norm solution of
+   ``(ΦΓ)β = y``: kernel regression with the adapted features;
+2. for fixed ``θ`` the best ``Γ`` is the closed form, after which ``F = Ω̃(θ)``.
+
+Neither step can increase ``F``, so ``Ω̃(θ_k)`` is non-increasing (the solution's
+``history``), and every iterate satisfies the constraint up to the accuracy of a QR
+factorisation.  For the diagonal structure this is an iteratively reweighted least-squares
+scheme of the kind used for sparse recovery :cite:p:`daubechies2010iteratively`.
+
+**Starts.**  The first start is ``Γ = I``: its first iterate is the minimum-norm interpolator,
+the solution of the lazy regime, and the features then adapt to the current fit, much as
+training starts from the tangent features at initialisation.  Further starts (``restarts``)
+use the transformations that are optimal for random vectors of sizes spread over three orders
+of magnitude; if every start ends at the same objective, none found anything better than the
+lazy start.
+
+**Stopping.**  When ``θ`` changes by less than ``tol`` (default ``1e-11``) relative, or after
+``max_iter`` iterations, in which case ``converged`` is False.
+
+**What it finds.**  ``Ω̃`` is not convex, so the solver returns a stationary point that may
+depend on the start; no algorithm with a guarantee is known for this problem.  Chapter 5 collects
+evidence that the stationary point is a good one: restarts end at the same objective; when the
+feasible set is a line (``n = p − 1``) a dense grid finds the global minimum, which the solver
+matches; and the recovery experiments report whether the solver's objective is below that of
+the true signal, in which case any remaining error is the regulariser's, not the optimiser's.
 """
 
 from __future__ import annotations

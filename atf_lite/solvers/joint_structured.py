@@ -2,7 +2,35 @@
 
 With ``Phi = I`` and ``y = θ`` the joint problem is the definition of ``Ω̃(θ)``, so
 :func:`solve_joint_structured` checks :func:`atf_lite.theory.structured.structured_penalty`
-without using it.
+without using it; chapter 4 compares the two on random vectors and matrices.
+
+**Reduced objective.**  For a fixed transformation ``Γ`` the weights are the minimum-norm
+solution of ``ΦΓβ = y``, which leaves ``yᵀ(ΦΓΓᵀΦᵀ)⁻¹y + Ω(Γ)`` to minimise over ``Γ``.
+
+**Factors.**  ``Γ`` is assembled from square factors: ``p`` scalars (diagonal), one block per
+group (groups), or ``A`` (``[m, m]``) and ``B`` (``[d, d]``) with ``Γ = A ⊗ B`` (Kronecker).
+Each factor is written ``F = R diag(c)`` with ``R = exp(S − Sᵀ)`` a rotation (``S`` strictly
+lower triangular, its entries free parameters) and ``c ≥ 0``.  This loses no generality: the
+cost depends on a factor only through ``FFᵀ`` and its singular values, so in
+``F = R diag(c) Wᵀ`` the orthogonal ``W`` can be absorbed into the weights, and a reflection in
+``R`` can be moved into ``W``.
+
+**Scales.**  Each scale is written ``c = 1 + u − l`` with ``u ≥ 0`` and ``0 ≤ l ≤ 1`` and
+charged ``ω(1 + u) + ω(1 − l)``.  Because ``ω`` is monotone on each side of 1, this is at least
+``ω(c)``, with equality when ``u·l = 0``, so the minimum is unchanged; but the kink of a
+penalty such as ``|z − 1|`` at ``z = 1`` becomes a bound constraint, which L-BFGS-B treats
+exactly, instead of a point where the objective is not differentiable.
+
+**Gradients and restarts.**  Gradients are exact: the derivative of ``yᵀ(ΦΓΓᵀΦᵀ)⁻¹y`` with
+respect to ``Γ`` is ``−2Φᵀαβᵀ`` with ``α = (ΦΓΓᵀΦᵀ)⁻¹y``, carried through the Kronecker
+product and through the matrix exponential (the adjoint of its Fréchet derivative at ``W`` is
+the Fréchet derivative at ``Wᵀ``).  The problem is not convex in these parameters, so every
+problem is solved from several random starts (random rotations and scales); the best is
+returned, and the final objective of every start is reported (``restart_objectives``): a
+spread above rounding level shows a start that stopped at a more expensive stationary point.
+
+Nothing about the closed form (alignment of the factors with singular vectors, how a scale
+splits between ``A`` and ``B``) is assumed.
 """
 
 from __future__ import annotations
