@@ -811,6 +811,8 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
 # Public names the sweep does not call, and why.
 _RECORD = "a result record the package builds (validated where it is built)"
 _NO_ARGUMENTS = "takes no arguments"
+_CHAPTER_FIGURE = ("draws or tabulates results computed and validated elsewhere; smoke-tested "
+                   "in the module's own test file")
 NOT_SWEPT: dict[str, str] = {
     **{f"atf_lite.{name}": _RECORD for name in (
         "alignment:KernelDecomposition", "linalg:MinNormWeights",
@@ -831,6 +833,10 @@ NOT_SWEPT: dict[str, str] = {
     **{f"atf_lite.{name}": _NO_ARGUMENTS for name in (
         "cache:cache_dir", "cache:source_hash", "plotting:use_style", "progress:progress_enabled",
         "perturbation:perturbation_seed", "experiments.cli:build_parser",
+    )},
+    **{f"atf_lite.experiments.recovery_report:{name}": _CHAPTER_FIGURE for name in (
+        "format_recovery_table", "plot_recovery_curves", "plot_singular_value_penalties",
+        "plot_spectra",
     )},
 }
 
