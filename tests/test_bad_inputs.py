@@ -805,6 +805,10 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
     "atf_lite.experiments.sample_complexity_cli:settings_from_args": lambda: call(sc_args()),
     "atf_lite.experiments.sample_complexity_cli:command_line": lambda: call(sc_args()),
     "atf_lite.experiments.sample_complexity_cli:run_cli": lambda: call(sc_args()),
+    "atf_lite.experiments.sample_complexity_study:expected_distinct_examples": lambda: call(
+        600, 20, np.array([1.0, 10.0])),
+    "atf_lite.experiments.sample_complexity_study:study_directory": lambda: call(
+        "mnist", "book", "fixed-subset"),
 }
 # fmt: on
 
@@ -836,6 +840,12 @@ NOT_SWEPT: dict[str, str] = {
     )},
     **{f"atf_lite.experiments.recovery_report:{name}": _CHAPTER_FIGURE for name in (
         "format_recovery_table", "plot_recovery_curves", "plot_singular_value_penalties",
+        "plot_spectra",
+    )},
+    **{f"atf_lite.experiments.sample_complexity_study:{name}": _CHAPTER_FIGURE for name in (
+        "load_study", "common_levels", "study_ratios", "format_ratio_table", "epoch_cap_table",
+        "format_epoch_cap_table", "distinct_examples_table", "fit_summary", "format_fit_table",
+        "format_study_table", "plot_study_grid", "plot_ratios", "plot_distinct_examples",
         "plot_spectra",
     )},
 }

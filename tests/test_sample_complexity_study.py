@@ -110,12 +110,14 @@ def test_expected_distinct_examples_matches_a_simulation():
         for _ in range(epochs):
             seen[rng.permutation(pool)[:n]] = True
         counts.append(seen.sum())
-    expected = expected_distinct_examples(pool, n, epochs)
+    (expected,) = expected_distinct_examples(pool, n, [epochs])
     assert float(expected) == pytest.approx(np.mean(counts), rel=0.01)
     assert expected_distinct_examples(pool, n, [0, 1]) == pytest.approx([0, n])
-    assert expected_distinct_examples(pool, pool, 3) == pool
-    for bad in (dict(pool=0, n=1, epochs=1), dict(pool=5, n=6, epochs=1),
-                dict(pool=5, n=1, epochs=-1), dict(pool=5, n=1.5, epochs=1)):
+    assert expected_distinct_examples(pool, pool, [3]) == pytest.approx([pool])
+    for bad in (dict(pool=0, n=1, epochs=[1]), dict(pool=5, n=6, epochs=[1]),
+                dict(pool=5, n=1, epochs=[-1]), dict(pool=5, n=1.5, epochs=[1]),
+                dict(pool=5, n=True, epochs=[1]), dict(pool=5, n=1, epochs=3),
+                dict(pool=5, n=1, epochs=[]), dict(pool=5, n=1, epochs=[1j])):
         with pytest.raises(ValueError):
             expected_distinct_examples(**bad)
 

@@ -133,18 +133,22 @@ def expected_distinct_examples(pool: int, n: int, epochs: Any) -> np.ndarray:
 
     Each epoch takes ``n`` of the ``pool`` items uniformly without replacement, independently
     of the other epochs, so an item is missed by one epoch with probability ``1 − n/pool`` and
-    the expected count is ``pool · (1 − (1 − n/pool)^epochs)``.  ``epochs``: a number or an
-    array of numbers ``≥ 0``; returns float64 of its shape.
+    the expected count is ``pool · (1 − (1 − n/pool)^epochs)``.  ``epochs``: a non-empty 1-D
+    sequence of epoch counts ``≥ 0`` (real numbers); returns float64 of shape ``[len(epochs)]``.
     """
     for name, value in (("pool", pool), ("n", n)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if n > pool:
         raise ValueError(f"n must not exceed pool ({pool}), got {n}")
-    epochs = np.asarray(epochs, dtype=float)
-    if not np.isfinite(epochs).all() or np.any(epochs < 0):
+    raw = np.asarray(epochs)
+    if raw.ndim != 1 or raw.size == 0 or raw.dtype.kind not in "iuf":
+        raise ValueError("epochs must be a non-empty 1-D sequence of real numbers, got "
+                         f"shape {raw.shape} and dtype {raw.dtype}")
+    counts = raw.astype(float)
+    if not np.isfinite(counts).all() or np.any(counts < 0):
         raise ValueError("epochs must be finite and non-negative")
-    return pool * (1.0 - (1.0 - n / pool) ** epochs)
+    return pool * (1.0 - (1.0 - n / pool) ** counts)
 
 
 def common_levels(
