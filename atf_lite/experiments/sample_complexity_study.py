@@ -337,8 +337,9 @@ def plot_study_grid(study: Mapping[Key, SampleComplexityResult]) -> Figure:
             key = (dataset, recipe, protocol)
             ax.set_title(_label(key))
             if key not in study:
-                ax.text(0.5, 0.5, "not yet computed", ha="center", va="center",
+                ax.text(0.5, 0.5, "not stored", ha="center", va="center",
                         transform=ax.transAxes)
+                ax.set_xticks([])
                 continue
             plot_sample_complexity(ax, summarize(study[key].results))
             ax.get_legend().remove()
