@@ -11,8 +11,8 @@ full-batch gradient descent of :mod:`atf_lite.networks.linear`):
   recorded and a non-finite loss reported as divergence.
 
 :func:`~atf_lite.networks.training.train` fits any torch model with a mean-squared-error (or
-cross-entropy) loss by SGD with momentum and a cosine learning-rate schedule, and returns the initial and final parameters
-with the loss history (the trainer of chapters 6 and 7).
+cross-entropy) loss by SGD with momentum and a cosine learning-rate schedule, and returns the
+initial and final parameters with the loss history (the trainer of chapters 6 and 7).
 """
 
 from __future__ import annotations
