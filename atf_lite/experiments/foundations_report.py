@@ -25,7 +25,7 @@ import scipy.linalg
 
 from .._threads import single_threaded
 from .._types import ArrayLike
-from .._validation import as_float_array, check_nonnegative_int, check_system
+from .._validation import as_float_array, check_nonnegative_int, check_real, check_system
 from ..alignment import kernel_alignment, label_kernel
 from ..plotting import COLORS
 from ..solvers.joint import compare_with_theorem1, solve_joint
@@ -102,12 +102,10 @@ def feature_gradient_descent(
     single-threaded: matrix-vector products gain nothing from more threads).  Raises
     ``FloatingPointError`` if the iterates overflow.
     """
-    Phi, r = check_system(Phi, r)
+    Phi, r = check_system(Phi, r, names=("Phi", "r"))
     steps = check_nonnegative_int(steps, "steps")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    momentum = check_real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
     ref = None
     if reference is not None:
         ref = as_float_array(reference, "reference", 1)
@@ -326,8 +324,18 @@ def brute_force_rows(
     (:func:`~atf_lite.solvers.joint.solve_joint`, seeded by the instance's index) and compare
     with Theorem 1's closed form."""
     omega = as_penalty(omega)
+    if isinstance(instances, (str, bytes)) or not isinstance(instances, Sequence):
+        raise TypeError(f"instances must be a sequence of (Phi, y) pairs, got {instances!r}")
+    pairs = []
+    for index, pair in enumerate(instances):
+        try:
+            Phi, y = pair
+        except (TypeError, ValueError):
+            raise ValueError(f"instances[{index}] must be a (Phi, y) pair, got {pair!r}") from None
+        names = (f"instances[{index}].Phi", f"instances[{index}].y")
+        pairs.append(check_system(Phi, y, names=names))
     rows = []
-    for seed, (Phi, y) in enumerate(instances):
+    for seed, (Phi, y) in enumerate(pairs):
         exact = theorem1_solution(Phi, y, omega)
         joint = solve_joint(Phi, y, omega, restarts=restarts, seed=seed)
         gaps = compare_with_theorem1(Phi, y, omega, joint)
@@ -420,7 +428,7 @@ def label_weight_curve(
     """
     K0 = as_float_array(K0, "K0", 2)
     y = as_float_array(y, "y", 1)
-    scales = as_float_array(np.atleast_1d(scales), "scales", 1)
+    scales = as_float_array(scales, "scales", 1)
     if K0.shape != (len(y), len(y)):
         raise ValueError(f"K0 must be [{len(y)}, {len(y)}] to match y, got {K0.shape}")
     if not np.any(y) or np.any(scales <= 0):
