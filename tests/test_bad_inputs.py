@@ -722,6 +722,14 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
         _sparse_settings(), {"ω": _omega()[0]}, l1=True),
     "atf_lite.experiments.recovery:matrix_sensing_trials": lambda: call(
         _sensing_settings(), {"K": _omega()}, nuclear=True),
+    "atf_lite.experiments.foundations_report:feature_gradient_descent": lambda: call(
+        Phi(), y(), steps=3, lr=0.05, momentum=0.5, reference=np.ones(6)),
+    "atf_lite.experiments.foundations_report:fit_power_law": lambda: call(
+        np.array([1.0, 2.0, 4.0]), np.array([3.0, 2.0, 1.5])),
+    "atf_lite.experiments.foundations_report:brute_force_rows": lambda: call(
+        [system()], _omega()[0], restarts=1),
+    "atf_lite.experiments.foundations_report:label_weight_curve": lambda: call(
+        spd(), np.array([1.0, -1.0, 2.0, 0.5]), _omega()[0], np.array([0.5, 2.0])),
     "atf_lite.experiments.alignment_run:AlignmentSettings": lambda: call(
         dataset="digits", pair=(2, 3), n=20, width=4, depth=1, seed=0, epochs=2, lr=0.1,
         momentum=0.9, batch_size=8, nodes=2, rule="gauss-legendre", ridge=1e-3, target_width=4),
@@ -833,6 +841,14 @@ NOT_SWEPT: dict[str, str] = {
     **{f"atf_lite.{name}": _NO_ARGUMENTS for name in (
         "cache:cache_dir", "cache:source_hash", "plotting:use_style", "progress:progress_enabled",
         "perturbation:perturbation_seed", "experiments.cli:build_parser",
+    )},
+    **{f"atf_lite.experiments.foundations_report:{name}": _RECORD for name in (
+        "FeatureDescent", "PowerLawFit", "BruteForceRow", "LabelWeightCurve",
+    )},
+    **{f"atf_lite.experiments.foundations_report:{name}": _CHAPTER_FIGURE for name in (
+        "format_width_sweep", "plot_descent", "plot_width_sweep", "plot_penalties",
+        "plot_effective_penalties", "plot_effective_loglog", "format_brute_force_table",
+        "plot_brute_force", "format_difficulty_table", "plot_difficulty_kinds",
     )},
     **{f"atf_lite.experiments.recovery_report:{name}": _CHAPTER_FIGURE for name in (
         "format_recovery_table", "plot_recovery_curves", "plot_singular_value_penalties",
