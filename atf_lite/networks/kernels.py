@@ -14,7 +14,8 @@ which at ``A = B = I`` is that layer's term of the neural tangent kernel.
   update along the top singular vectors of each layer's weight change;
 * :func:`weight_change_spectra` gives those singular values;
 * :func:`eigen_overlaps` compares the top eigenvectors of a kernel (change) with a vector;
-* :func:`quadrature_residuals` tabulates the residual of the path-averaged feature identity.
+* :func:`quadrature_residuals` tabulates the residual of the path-averaged feature identity
+  (quadrature rules, or exact integration for piecewise-linear MLPs).
 """
 
 from __future__ import annotations
@@ -196,11 +197,16 @@ def quadrature_residuals(
 
     Returns ``{rule: residuals}`` with ``residuals[j]`` (float64) from
     :func:`~atf_lite.networks.path_averaging.path_averaged_features` with ``nodes[j]`` nodes.
+    ``rules`` may include ``"exact"``, which uses no nodes: it is computed once and repeated.
     """
     if len(nodes) == 0 or len(rules) == 0:
         raise ValueError("nodes and rules must not be empty")
     table = {}
     for rule in rules:
+        if rule == "exact":
+            exact = path_averaged_features(X, model, params0, params1, rule="exact").residual
+            table[rule] = np.full(len(nodes), exact)
+            continue
         table[rule] = np.array(
             [
                 path_averaged_features(
