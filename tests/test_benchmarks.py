@@ -61,6 +61,8 @@ def test_path_benchmark_measures_exact_against_quadrature(bench_path, capsys):
     assert rows["exact"]["residual"] < 1e-12 and rows["GL-4"]["residual"] > 1e-6
     assert rows["GL-16"]["distance"] < rows["GL-4"]["distance"]
     assert len(results["pieces"]) == 40 and results["pieces"].min() >= 1
+    assert set(results["kernel_seconds"]) == {"exact", "GL-16"}
     bench_path.report(results, largest=16)
     out = capsys.readouterr().out
     assert "pieces per input: median" in out and "exact vs Gauss-Legendre with 16 nodes" in out
+    assert "kernel K_bar: exact" in out
