@@ -131,26 +131,42 @@ def weight_change_spectra(model: nn.Module, params0: Params, params1: Params) ->
 
 
 def weight_change_transforms(
-    model: nn.Module, params0: Params, params1: Params, scale: float, *, rank: int = 1
+    model: nn.Module,
+    params0: Params,
+    params1: Params,
+    scale: float,
+    *,
+    rank: int | Sequence[int] = 1,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-layer transforms ``A = I + (scale − 1) U Uᵀ``, ``B = I + (scale − 1) V Vᵀ``.
 
     ``U`` (``[m, rank]``) and ``V`` (``[d (+1), rank]``) are the top left and right singular
     vectors of the layer's change ``[ΔW, Δb]`` between ``params0`` and ``params1``, so each
     transform scales ``rank`` directions by ``scale`` and leaves the rest alone (the form of
-    the optimal Kronecker-structured transforms).  ``scale=1`` gives identities.
+    the optimal Kronecker-structured transforms).  ``rank``: one number for every layer, or one
+    per dense layer (a layer's change ``[ΔW, Δb]`` has at most ``min(m, d + 1)`` directions; an
+    output layer with one unit has one).  ``scale=1`` gives identities.
     """
     if not np.isfinite(scale) or not scale > 0:
         raise ValueError(f"scale must be a positive number, got {scale!r}")
+    changes = _weight_changes(model, params0, params1)
+    ranks = [rank] * len(changes) if isinstance(rank, (int, np.integer)) else list(rank)
+    if len(ranks) != len(changes):
+        raise ValueError(
+            f"rank must be an integer or one integer per dense layer ({len(changes)}), got "
+            f"{rank!r}"
+        )
     transforms = []
-    for index, delta in enumerate(_weight_changes(model, params0, params1)):
-        if not isinstance(rank, (int, np.integer)) or not 1 <= rank <= min(delta.shape):
+    for index, (delta, layer_rank) in enumerate(zip(changes, ranks)):
+        if not isinstance(layer_rank, (int, np.integer)) or not 1 <= layer_rank <= min(
+            delta.shape
+        ):
             raise ValueError(
                 f"rank must be an integer in [1, {min(delta.shape)}] for layer {index}, got "
-                f"{rank!r}"
+                f"{layer_rank!r}"
             )
         U, _, Vh = torch.linalg.svd(delta, full_matrices=False)
-        U, V = U[:, :rank], Vh[:rank].T
+        U, V = U[:, :layer_rank], Vh[:layer_rank].T
         A = torch.eye(delta.shape[0], dtype=torch.float64) + (scale - 1.0) * U @ U.T
         B = torch.eye(delta.shape[1], dtype=torch.float64) + (scale - 1.0) * V @ V.T
         transforms.append((A, B))
