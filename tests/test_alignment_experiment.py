@@ -26,6 +26,7 @@ from atf_lite.experiments.alignment_report import (
     plot_kernels,
     plot_quadrature_convergence,
     summary,
+    theorem1_alignment,
 )
 from atf_lite.experiments.alignment_run import (
     TARGET_SEED_OFFSET,
@@ -387,3 +388,22 @@ def test_binned_diagonal_and_figures(tiny):
     reference = [line for line in figure.axes[0].lines if line.get_linestyle() == "--"]
     assert reference and reference[0].get_ydata()[0] == convergence.exact_residual
     plt.close(figure)
+
+
+def test_theorem1_alignment_against_its_formula(tiny):
+    from atf_lite.theory.effective import adaptation_scale
+    from atf_lite.theory.penalties import omega_abs
+
+    run = tiny.tasks["sign"]
+    r = run.target - run.output0
+    norm = np.sqrt(r @ np.linalg.solve(tiny.K0, r))
+    for omega in (None, omega_abs):
+        kwargs = {} if omega is None else {"omega": omega}
+        s = adaptation_scale(norm, omega_abs if omega is not None else atf_lite.omega_sq)
+        adapted = tiny.K0 + (s**2 - 1) / norm**2 * np.outer(r, r)
+        expected = cosine(adapted, np.outer(r, r))
+        assert theorem1_alignment(tiny, task="sign", **kwargs) == pytest.approx(expected, rel=1e-6)
+    # Adaptation only adds the label kernel: the alignment can only grow from that of K0.
+    assert theorem1_alignment(tiny) >= cosine(tiny.K0, np.outer(r, r)) - 1e-12
+    with pytest.raises(ValueError, match="task"):
+        theorem1_alignment(tiny, task="classification")

@@ -3,6 +3,8 @@
 * :func:`format_seed_table`: metrics per task and seed, mean ± sd;
 * :func:`diagonal_quarters`, :func:`binned_diagonal`: where the kernel's diagonal grows (hard
   versus easy points);
+* :func:`theorem1_alignment`: the alignment Theorem 1's optimal unstructured adaptation would
+  reach for the same task;
 * :func:`plot_kernels` (Figure 1) and :func:`plot_difficulty` (Figure 3);
 * :func:`plot_quadrature_convergence`: quadrature against exact integration of ``Φ̄``;
 * :func:`summary` and :func:`write_outputs`: what ``python -m atf_lite alignment`` writes.
@@ -18,7 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..alignment import kernel_alignment, label_kernel
 from ..plotting import COLORS, heatmap, use_style
+from ..theory.effective import adaptation_scale
+from ..theory.penalties import PenaltyLike, omega_sq
 from .alignment_checks import task_overlap
 from .alignment_quadrature import QuadratureConvergence
 from .alignment_run import TASKS, AlignmentResult
@@ -30,6 +35,7 @@ __all__ = [
     "format_seed_table",
     "diagonal_quarters",
     "binned_diagonal",
+    "theorem1_alignment",
     "plot_kernels",
     "plot_difficulty",
     "plot_quadrature_convergence",
@@ -106,6 +112,24 @@ def binned_diagonal(
         np.array([result.y[g].mean() for g in groups]),
         np.array([diagonal[g].mean() for g in groups]),
     )
+
+
+def theorem1_alignment(
+    result: AlignmentResult, *, task: str = "sign", omega: PenaltyLike = omega_sq
+) -> float:
+    """The alignment predicted by Theorem 1 for ``task``: the cosine similarity of
+    ``K* = K0 + (s² − 1) / ‖β̂‖² · r rᵀ`` with ``r rᵀ``, where ``r = target − ŷ0`` is what the
+    network must learn, ``‖β̂‖ = (rᵀ K0⁻¹ r)^½`` (``tangent_norm``) and ``s`` the adaptation
+    scale of the penalty ``omega`` at ``‖β̂‖`` (:func:`~atf_lite.theory.effective.adaptation_scale`):
+    the optimal *unstructured* adaptation of the initial tangent features to this task."""
+    if task not in result.tasks:
+        raise ValueError(f"task must be one of {tuple(result.tasks)}, got {task!r}")
+    run = result.tasks[task]
+    r = run.target - run.output0
+    norm = run.tangent_norm
+    scale = float(adaptation_scale(norm, omega))
+    adapted = result.K0 + (scale**2 - 1) / norm**2 * label_kernel(r)
+    return kernel_alignment(adapted, label_kernel(r))
 
 
 _TASK_TITLES = {"regression": "trained on $y$", "sign": r"trained on sign$(y)$"}
