@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_array, check_positive_int
 from ..progress import progress_enabled
 
 __all__ = ["TasksCoincideWarning", "task_overlap", "StageProgress"]
@@ -42,7 +43,11 @@ def task_overlap(y: Any, labels: Any, target_width: int) -> dict[str, Any]:
     ``target_width``, the width of the random network behind ``y``, at least ``0.8 n``), else
     ``None``.
     """
-    y = np.asarray(y, dtype=np.float64)
+    y = check_array(y, "y", ndim=1)
+    labels = check_array(labels, "labels", ndim=1)
+    if labels.shape != y.shape:
+        raise ValueError(f"labels must match y's shape {y.shape}, got {labels.shape}")
+    target_width = check_positive_int(target_width, "target_width")
     n = len(y)
     near = float(np.mean(np.abs(y) < NEAR_BOUNDARY))
     reasons = []
@@ -65,7 +70,7 @@ def task_overlap(y: Any, labels: Any, target_width: int) -> dict[str, Any]:
         )
     return {
         "fraction_abs_y_below_half": near,
-        "fraction_sign_y_equals_label": float(np.mean(np.sign(y) == np.asarray(labels))),
+        "fraction_sign_y_equals_label": float(np.mean(np.sign(y) == labels)),
         "warning": warning,
     }
 

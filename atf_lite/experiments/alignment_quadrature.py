@@ -19,17 +19,23 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._threads import limit_threads
 from .._validation import check_positive_int
 from ..cache import cached
 from ..networks.kernels import quadrature_residuals
 from ..networks.path_averaging import PATH_RULES, QUADRATURE_RULES, path_averaged_features
-from .alignment_run import AlignmentResult, torch_threads
+from .alignment_run import AlignmentResult
 
 __all__ = ["quadrature_table", "QuadratureConvergence", "quadrature_convergence"]
 
 
 def _check(result: AlignmentResult, task: str, nodes: Iterable[int], rules: Iterable[str],
            allowed: tuple[str, ...]) -> tuple[list[int], list[str]]:
+    if not isinstance(result, AlignmentResult):
+        raise TypeError(f"result must be an AlignmentResult, got {type(result).__name__}")
+    if nodes is None or rules is None or isinstance(rules, str):
+        raise TypeError("nodes and rules must be sequences (of node counts, of rule names), got "
+                        f"nodes={nodes!r}, rules={rules!r}")
     if task not in result.tasks:
         raise ValueError(f"task must be one of {tuple(result.tasks)}, got {task!r}")
     nodes = [check_positive_int(count, "nodes") for count in nodes]
@@ -38,7 +44,7 @@ def _check(result: AlignmentResult, task: str, nodes: Iterable[int], rules: Iter
         raise ValueError("nodes and rules must not be empty")
     for rule in rules:
         if rule not in allowed:
-            raise ValueError(f"rule must be one of {allowed}, got {rule!r}")
+            raise ValueError(f"rules must hold names from {allowed}, got {rule!r}")
     return nodes, rules
 
 
@@ -59,10 +65,12 @@ def quadrature_table(
     :func:`~atf_lite.experiments.alignment_run.alignment_experiment`.
     """
     nodes, rules = _check(result, task, nodes, rules, PATH_RULES)
+    if threads is not None:
+        check_positive_int(threads, "threads")
     run = result.tasks[task]
 
     def compute() -> dict[str, np.ndarray]:
-        with torch_threads(threads):
+        with limit_threads(threads):
             return quadrature_residuals(
                 result.X, result.model(), run.params0, run.params1, nodes=nodes, rules=rules
             )
@@ -104,11 +112,13 @@ def quadrature_convergence(
     :class:`QuadratureConvergence`, cached on disk; ``threads`` as in
     :func:`~atf_lite.experiments.alignment_run.alignment_experiment`)."""
     nodes, rules = _check(result, task, nodes, rules, QUADRATURE_RULES)
+    if threads is not None:
+        check_positive_int(threads, "threads")
     run = result.tasks[task]
     model = result.model()
 
     def compute() -> QuadratureConvergence:
-        with torch_threads(threads):
+        with limit_threads(threads):
             exact = path_averaged_features(
                 result.X, model, run.params0, run.params1, rule="exact"
             )

@@ -99,12 +99,19 @@ def diagonal_quarters(
     return float(diagonal[order[:quarter]].mean()), float(diagonal[order[-quarter:]].mean())
 
 
+def _check_result(result: Any) -> None:
+    if not isinstance(result, AlignmentResult):
+        raise TypeError(f"result must be an AlignmentResult, got {type(result).__name__}")
+
+
 def binned_diagonal(
     result: AlignmentResult, *, kernel: str = "K_bar", task: str = "sign", bins: int = 12
 ) -> tuple[np.ndarray, np.ndarray]:
     """The diagonal of a kernel averaged over ``bins`` groups of points of equal size, sorted by
     ``y``: ``(mean y, mean diagonal)`` per group (float64 ``[bins]``); the trend of Figure 3."""
-    if not isinstance(bins, (int, np.integer)) or not 1 <= bins <= len(result.y):
+    _check_result(result)
+    if (isinstance(bins, bool) or not isinstance(bins, (int, np.integer))
+            or not 1 <= bins <= len(result.y)):
         raise ValueError(f"bins must be an integer in [1, {len(result.y)}], got {bins!r}")
     diagonal = np.diag(_kernel(result, kernel, task))
     groups = np.array_split(np.argsort(result.y, kind="stable"), int(bins))
@@ -122,6 +129,7 @@ def theorem1_alignment(
     network must learn, ``‖β̂‖ = (rᵀ K0⁻¹ r)^½`` (``tangent_norm``) and ``s`` the adaptation
     scale of the penalty ``omega`` at ``‖β̂‖`` (:func:`~atf_lite.theory.effective.adaptation_scale`):
     the optimal *unstructured* adaptation of the initial tangent features to this task."""
+    _check_result(result)
     if task not in result.tasks:
         raise ValueError(f"task must be one of {tuple(result.tasks)}, got {task!r}")
     run = result.tasks[task]

@@ -21,13 +21,12 @@ Results are cached on disk (:mod:`atf_lite.cache`).  Tables, figures and the JSO
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import os
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_nonnegative_int, check_positive_int, to_numpy
+from .._threads import limit_threads
+from .._validation import check_bool, check_nonnegative_int, check_positive_int, to_numpy
 from ..alignment import decompose_kernel, kernel_alignment, label_kernel
 from ..cache import cached
 from ..data import DATASETS, load_digits_pair, load_mnist_pair
@@ -55,7 +55,6 @@ __all__ = [
     "AlignmentResult",
     "alignment_experiment",
     "alignment_experiment_seeds",
-    "torch_threads",
 ]
 
 TASKS = ("regression", "sign")
@@ -290,18 +289,6 @@ def _tangent_norm(K0: np.ndarray, residual: np.ndarray) -> float:
     return float(np.sqrt(max(residual @ alpha, 0.0)))
 
 
-@contextlib.contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run torch on ``count`` CPU threads inside the block (``None``: unchanged), then restore."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _run_task(
     X: torch.Tensor,
     target: torch.Tensor,
@@ -417,9 +404,11 @@ def alignment_experiment(
         raise TypeError(f"settings must be an AlignmentSettings, got {type(settings).__name__}")
     if threads is not None:
         check_positive_int(threads, "threads")
+    if progress is not None:
+        check_bool(progress, "progress")
 
     def compute() -> AlignmentResult:
-        with torch_threads(threads):
+        with limit_threads(threads):
             return _experiment(settings, mnist_root, torch.device(device), progress)
 
     result = cached("kernel-alignment", settings.as_dict(), compute, use_cache=use_cache)

@@ -150,7 +150,12 @@ def weight_change_transforms(
     if not np.isfinite(scale) or not scale > 0:
         raise ValueError(f"scale must be a positive number, got {scale!r}")
     changes = _weight_changes(model, params0, params1)
-    ranks = [rank] * len(changes) if isinstance(rank, (int, np.integer)) else list(rank)
+    if isinstance(rank, (int, np.integer)):
+        ranks = [rank] * len(changes)
+    elif isinstance(rank, Sequence) and not isinstance(rank, str):
+        ranks = list(rank)
+    else:
+        raise TypeError(f"rank must be an integer or a sequence of integers, got {rank!r}")
     if len(ranks) != len(changes):
         raise ValueError(
             f"rank must be an integer or one integer per dense layer ({len(changes)}), got "

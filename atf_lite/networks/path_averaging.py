@@ -222,6 +222,7 @@ def path_averaged_kernel(
     layer, whose input ``x`` does not move along the path, contributes
     ``(Ḡ Ḡᵀ) ⊙ (X Xᵀ + 1)`` (:func:`~atf_lite.networks.piecewise_path.exact_path_kernel`)."""
     check_inputs(X, "X")
+    check_positive_int(nodes, "nodes")  # checked even where the exact rule does not use it
     if rule != "exact":
         path = path_averaged_features(
             X, model, params0, params1, nodes=nodes, rule=rule, batch_size=batch_size

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validation import check_tensor
 from .functional import Params, check_inputs, model_params
 from .polynomial_roots import polyval_rows, sign_changes, to_local
 
@@ -304,6 +305,7 @@ def path_breakpoints(
     pieces.  ``model`` must qualify for ``rule="exact"`` (:func:`supports_exact_rule`).
     """
     check_inputs(X, "X")
+    check_tensor(X, "X", ndim=2)  # an MLP maps rows [n, d]
     ops = layers_along_path(model, params0, params1)
     X = X.to(torch.float64)
     starts, batch = batch_ranges(X.shape[0], batch_size)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validation import check_tensor
 from .functional import Params, check_inputs
 from .path_pieces import (
     ForwardPieces,
@@ -205,6 +206,7 @@ def exact_path_features(
     piecewise-linear activations (see the module docstring), in batches of ``batch_size``
     inputs (default 32).  Columns follow the order of the model's parameters."""
     check_inputs(X, "X")
+    check_tensor(X, "X", ndim=2)  # an MLP maps rows [n, d]
     ops = layers_along_path(model, params0, params1)
     Phi_bar, counts = None, []
     for rows, blocks, pieces in _batch_blocks(X, ops, batch_size):
@@ -246,6 +248,7 @@ def exact_path_kernel(
     ``(Ḡ Ḡᵀ) ⊙ (X Xᵀ + 1)`` (``Ḡ``: the path-averaged signals; ``+ 1`` with a bias), the others
     the Gram matrices of their blocks."""
     check_inputs(X, "X")
+    check_tensor(X, "X", ndim=2)  # an MLP maps rows [n, d]
     ops = layers_along_path(model, params0, params1)
     linears = [op for op in ops if isinstance(op, PathLinear)]
     parts: list[list] = [[] for _ in linears]
