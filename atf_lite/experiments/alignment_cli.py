@@ -22,6 +22,7 @@ from .alignment_run import (
     AlignmentSettings,
     alignment_experiment,
 )
+from .cnn_alignment import add_cnn_arguments, run_cnn_cli
 
 __all__ = ["CLI_HELP", "add_arguments", "settings_from_args", "command_line", "run_cli"]
 
@@ -91,6 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-cache", action="store_true", help="recompute even when a cached result exists"
     )
+    add_cnn_arguments(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> AlignmentSettings:
@@ -133,6 +135,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run one seed of the experiment, write figures and ``summary.json``, print a summary."""
+    if getattr(args, "arch", "mlp") == "cnn":
+        return run_cnn_cli(args)
     start = time.perf_counter()
     try:
         result = alignment_experiment(

@@ -1,0 +1,153 @@
+"""The alignment and sample-complexity experiments with the convolutional network (tiny sizes)."""
+
+import argparse
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from atf_lite.alignment import kernel_alignment
+from atf_lite.experiments.alignment_cli import settings_from_args
+from atf_lite.experiments.alignment_report import format_seed_table, summary
+from atf_lite.experiments.alignment_run import AlignmentSettings, alignment_experiment
+from atf_lite.experiments.cli import build_parser, main
+from atf_lite.experiments.cnn_alignment import (
+    CNNAlignmentResult,
+    CNNAlignmentSettings,
+    cnn_alignment_experiment,
+    cnn_alignment_experiment_seeds,
+)
+from atf_lite.experiments.sample_complexity_cli import add_arguments as add_sc_arguments
+from atf_lite.experiments.sample_complexity_cli import settings_from_args as sc_settings
+from atf_lite.experiments.sample_complexity_run import (
+    SampleComplexitySettings,
+    TrainSettings,
+    sample_complexity,
+)
+from atf_lite.networks.functional import flatten_params, model_output
+
+TINY = dict(n=40, channels=(2, 3), hidden=(6,), epochs=15, nodes=32)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ATF_LITE_CACHE_DIR", str(tmp_path_factory.mktemp("cnn_cache")))
+        return cnn_alignment_experiment(CNNAlignmentSettings(seed=1, **TINY))
+
+
+def test_cnn_alignment_quantities_agree_with_their_definitions(tiny):
+    assert isinstance(tiny, CNNAlignmentResult)
+    model = tiny.model()
+    assert any(isinstance(m, nn.Conv2d) for m in model)
+    # The same targets as the MLP experiment with the same seed: y does not depend on the
+    # trained architecture.
+    mlp_run = alignment_experiment(AlignmentSettings(seed=1, n=40, width=8, epochs=1, nodes=2,
+                                                     target_width=256))
+    np.testing.assert_array_equal(tiny.y, mlp_run.y)
+    np.testing.assert_array_equal(tiny.X.numpy(), mlp_run.X.numpy())
+    for run in tiny.tasks.values():
+        out0 = model_output(tiny.X, model, run.params0).double().numpy()
+        out1 = model_output(tiny.X, model, run.params1).double().numpy()
+        np.testing.assert_allclose(run.output0, out0, rtol=1e-6)
+        np.testing.assert_allclose(run.output1, out1, rtol=1e-6)
+        assert run.alignment == pytest.approx(kernel_alignment(run.K_bar, run.K_output))
+        assert run.alignment_change == pytest.approx(
+            kernel_alignment(run.K_bar - tiny.K0, run.K_output))
+        assert run.identity_residual < 0.05
+        assert run.losses[-1] < run.losses[0]
+        assert not torch.equal(flatten_params(run.params0), flatten_params(run.params1))
+    np.testing.assert_allclose(tiny.K0, tiny.K0.T, atol=1e-5)
+    # The MLP's report functions accept the CNN result.
+    assert "alignment" in format_seed_table([tiny])
+    assert summary(tiny)["config"]["arch"] == "cnn"
+
+
+def test_cnn_settings_are_validated_and_cached(tiny):
+    again = cnn_alignment_experiment_seeds(CNNAlignmentSettings(**TINY), [1])[0]
+    np.testing.assert_array_equal(again.tasks["sign"].K_bar, tiny.tasks["sign"].K_bar)
+    settings = CNNAlignmentSettings(channels=[4, 8], pair=[3, 5])
+    assert settings.channels == (4, 8) and settings.as_dict()["channels"] == [4, 8]
+    assert settings.as_dict()["arch"] == "cnn"
+    for bad, match in (({"channels": ()}, "channels"), ({"pooling": "sum"}, "pooling"),
+                       ({"lr": 0.0}, "lr"), ({"rule": "simpson"}, "rule"),
+                       ({"hidden": (0,)}, "hidden"), ({"dataset": "cifar"}, "dataset")):
+        with pytest.raises(ValueError, match=match):
+            CNNAlignmentSettings(**bad)
+    with pytest.raises(TypeError, match="CNNAlignmentSettings"):
+        cnn_alignment_experiment(AlignmentSettings())
+    with pytest.raises(ValueError, match="seeds"):
+        cnn_alignment_experiment_seeds(CNNAlignmentSettings(), [])
+    replaced = dataclasses.replace(settings, seed=4)
+    assert replaced.seed == 4 and replaced.channels == (4, 8)
+
+
+def test_alignment_cli_arch_cnn_writes_the_mlp_schema_plus_arch(tmp_path):
+    out = tmp_path / "cnn"
+    args = ["alignment", "--arch", "cnn", "--n", "30", "--channels", "2", "3", "--hidden", "4",
+            "--epochs", "3", "--nodes", "4", "--seed", "2", "--out", str(out)]
+    assert main(args) == 0
+    payload = json.loads((out / "summary.json").read_text())
+    assert payload["arch"] == "cnn" and payload["config"]["arch"] == "cnn"
+    assert "--arch cnn" in payload["command"] and "--channels 2 3" in payload["command"]
+    assert payload["config"]["channels"] == [2, 3] and payload["config"]["nodes"] == 4
+    mlp_out = tmp_path / "mlp"
+    assert main(["alignment", "--n", "30", "--width", "4", "--epochs", "2", "--nodes", "4",
+                 "--out", str(mlp_out)]) == 0
+    mlp_payload = json.loads((mlp_out / "summary.json").read_text())
+    # Same keys as the MLP run, plus "arch"; the MLP run is unchanged (no "arch").
+    assert set(payload) == set(mlp_payload) | {"arch"} and "arch" not in mlp_payload
+    assert set(payload["tasks"]["sign"]) == set(mlp_payload["tasks"]["sign"])
+    for name in ("kernels.png", "difficulty.png"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_alignment_cli_defaults_by_architecture():
+    parser = build_parser()
+    mlp_args = parser.parse_args(["alignment"])
+    assert mlp_args.arch == "mlp" and settings_from_args(mlp_args).nodes == 512
+    from atf_lite.experiments.cnn_alignment import cnn_settings_from_args
+
+    cnn_args = parser.parse_args(["alignment", "--arch", "cnn", "--dataset", "mnist"])
+    settings = cnn_settings_from_args(cnn_args)
+    assert settings.nodes == 512 and settings.n == 500 and settings.hidden == (128,)
+    assert settings.target_width == 256 and settings.target_depth == 2
+
+
+TINY_SC = dict(arch="cnn", channels=(2,), width=8, depth=1, max_epochs=3, patience=None,
+               batch_size=20)
+
+
+def test_sample_complexity_with_a_cnn(tmp_path):
+    result = sample_complexity(SampleComplexitySettings(sizes=[30], seeds=[0], overrides=TINY_SC))
+    assert [r["model"] for r in result.results] == ["fixed", "adaptive", "full"]
+    for record in result.results:
+        assert 0 <= record["test_error"] <= 1 and record["epochs"] == 3
+        # The convolution's change is in the spectra, as a [c_out, c_in·k·k] matrix.
+        assert set(record["spectra"]) == {"1", "5", "7"}
+        assert len(record["spectra"]["1"]) == 2
+    adaptive = result.results[1]
+    assert set(adaptive["transform_change"]) == {"1", "5", "7"}
+    settings = result.config["settings"]["full"]
+    assert settings["arch"] == "cnn" and settings["channels"] == [2]
+    # The MLP's settings read as before: no arch, no channels.
+    assert "arch" not in TrainSettings().as_dict() and "channels" not in TrainSettings().as_dict()
+    with pytest.raises(ValueError, match="arch"):
+        TrainSettings(arch="resnet")
+    with pytest.raises(ValueError, match="channels"):
+        TrainSettings(arch="cnn", channels=())
+
+
+def test_sample_complexity_cli_options_for_the_cnn():
+    parser = argparse.ArgumentParser()
+    add_sc_arguments(parser)
+    settings = sc_settings(parser.parse_args(["--arch", "cnn", "--channels", "4", "8"]))
+    train = settings.resolve()[1]["adaptive"]
+    assert train.arch == "cnn" and train.channels == (4, 8)
+    base = train.network(784, seed=0)
+    assert isinstance(base[0], nn.Unflatten) and base(torch.zeros(2, 784)).shape == (2, 10)
+    plain = sc_settings(parser.parse_args([])).resolve()[1]["full"]
+    assert plain.arch == "mlp" and isinstance(plain.network(64, seed=0)[0], nn.Linear)
