@@ -151,3 +151,71 @@ def test_sample_complexity_cli_options_for_the_cnn():
     assert isinstance(base[0], nn.Unflatten) and base(torch.zeros(2, 784)).shape == (2, 10)
     plain = sc_settings(parser.parse_args([])).resolve()[1]["full"]
     assert plain.arch == "mlp" and isinstance(plain.network(64, seed=0)[0], nn.Linear)
+
+
+# --- The chapter's tables and figures --------------------------------------------------------
+
+
+def test_position_pair_terms_sum_to_the_layer_kernel():
+    from atf_lite.experiments.cnn_report import parametrised_layers, position_pair_terms
+    from atf_lite.networks.cnn import cnn
+    from atf_lite.networks.kernels import layer_adapted_kernel
+
+    model = cnn((1, 8, 8), (3, 4), hidden=(5,), flat_input=True, dtype=torch.float64, seed=1)
+    X = torch.randn(2, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    layers = parametrised_layers(model)
+    for index in range(len(layers)):
+        # The layer's own kernel term: every other layer's output transform set to zero.
+        transforms = [
+            None if j == index else
+            (torch.zeros(m.weight.shape[0], m.weight.shape[0], dtype=torch.float64),
+             torch.eye(m.weight[0].numel() + 1, dtype=torch.float64))
+            for j, (_, m) in enumerate(layers)
+        ]
+        K_layer = layer_adapted_kernel(X, model, transforms)
+        terms = position_pair_terms(X[0], X[1], model, layer=index)
+        expected = 64 if index == 0 else (16 if index == 1 else 1)
+        assert terms.shape == (expected, expected)
+        assert terms.sum() == pytest.approx(float(K_layer[0, 1]), rel=1e-10)
+    with pytest.raises(ValueError, match="layer"):
+        position_pair_terms(X[0], X[1], model, layer=9)
+
+
+def test_contraction_costs_and_kronecker_sizes():
+    from atf_lite.experiments.cnn_report import contraction_costs, kronecker_sizes
+    from atf_lite.networks.cnn import cnn
+
+    model = cnn((1, 28, 28), (8, 16), hidden=(128,), flat_input=True)
+    rows = contraction_costs(torch.zeros(1, 784), model)
+    assert [(r["kind"], r["M"], r["D"], r["P"], r["method"]) for r in rows] == [
+        ("conv", 8, 9, 784, "features"), ("conv", 16, 72, 196, "features"),
+        ("dense", 128, 784, 1, "gram"), ("dense", 1, 128, 1, "features"),
+    ]
+    assert rows[1]["features_per_pair"] == 16 * 73 and rows[1]["gram_per_pair"] == 196**2 * 90
+    sizes = kronecker_sizes(model)
+    assert sizes[1] == {"name": "4", "M": 16, "D": 73, "kronecker": 16**2 + 73**2,
+                        "unstructured": (16 * 73) ** 2}
+
+
+def test_chapter_figures_draw(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from atf_lite.experiments.cnn_report import (
+        plot_alignment_by_architecture,
+        plot_position_contributions,
+    )
+    from atf_lite.networks.cnn import cnn
+
+    model = cnn((1, 8, 8), (3, 4), flat_input=True)
+    X = torch.randn(2, 64, generator=torch.Generator().manual_seed(0))
+    fig = plot_position_contributions(X, model, layer=0, image_shape=(8, 8))
+    assert len(fig.axes) >= 4
+    fig.savefig(tmp_path / "positions.png")
+    fig, ax = plt.subplots()
+    plot_alignment_by_architecture(ax, {"mlp": {"regression": [0.2, 0.3], "sign": [0.3, 0.4]},
+                                        "cnn": {"regression": [0.1, 0.2], "sign": [0.2, 0.1]}})
+    assert len(ax.lines) >= 4
+    plt.close("all")

@@ -1,0 +1,159 @@
+"""Tables and figures of the convolutional chapter (chapter 9).
+
+* :func:`position_pair_terms`: one layer's kernel value ``K_l(x, x')`` resolved into its
+  ``P × P'`` position pairs;
+* :func:`contraction_costs`: per layer, the cost of the two ways to contract the factors
+  (:mod:`atf_lite.networks.conv_tangent`) and which one is used;
+* :func:`kronecker_sizes`: numbers in a layer's Kronecker transform against an unstructured one;
+* :func:`plot_position_contributions` (where in the image a kernel value comes from) and
+  :func:`plot_alignment_by_architecture` (CNN against MLP, per seed and task).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..networks.conv_tangent import cnn_layer_signals, cnn_layers, patch_gram_is_cheaper
+from ..networks.functional import Params
+from ..plotting import COLORS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "parametrised_layers",
+    "position_pair_terms",
+    "contraction_costs",
+    "kronecker_sizes",
+    "plot_position_contributions",
+    "plot_alignment_by_architecture",
+]
+
+
+def parametrised_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The ``(name, module)`` of every ``nn.Conv2d`` and ``nn.Linear`` layer, input to output."""
+    return [(n, m) for n, m in cnn_layers(model) if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def _layer_index(model: nn.Module, layer: int) -> int:
+    count = len(parametrised_layers(model))
+    if not isinstance(layer, (int, np.integer)) or not -count <= layer < count:
+        raise ValueError(f"layer must index one of the {count} parametrised layers, got {layer!r}")
+    return int(layer) % count
+
+
+def position_pair_terms(
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    model: nn.Module,
+    *,
+    layer: int,
+    params: Params | None = None,
+) -> np.ndarray:
+    """``T[p, q] = (g_p·g'_q)(ũ_p·ũ'_q)`` for layer ``layer`` (an index into
+    :func:`parametrised_layers`) and the inputs ``x1``, ``x2`` (one each, without batch axis).
+
+    Returns a float64 ``[P, P]`` array whose sum is the layer's term ``K_l(x1, x2)`` of the
+    tangent kernel: row ``p`` belongs to output position ``p`` of ``x1`` (row-major over the
+    layer's output grid), column ``q`` to position ``q`` of ``x2``.
+    """
+    index = _layer_index(model, layer)
+    H, G, has_bias = cnn_layer_signals(torch.stack([x1, x2]), model, params)[index]
+    H, G = H.to(torch.float64), G.to(torch.float64)
+    inputs = H[0].T @ H[1] + (1.0 if has_bias else 0.0)
+    return ((G[0].T @ G[1]) * inputs).numpy()
+
+
+def contraction_costs(X: torch.Tensor, model: nn.Module) -> list[dict[str, Any]]:
+    """Per parametrised layer: ``name``, ``kind`` (``"conv"``/``"dense"``), ``M`` outputs,
+    ``D`` patch length (without the bias input), ``P`` positions, the multiply-adds per pair of
+    inputs of the features contraction (``M·(D + 1)``) and of the Gram contraction
+    (``P²·(M + D + 2)``), the per-input cost of forming the features (``P·M·(D + 1)``) and
+    ``method``, the cheaper one, which :mod:`atf_lite.networks.conv_tangent` uses.  ``X``:
+    inputs of the model (only the first is used, for the shapes)."""
+    signals = cnn_layer_signals(X[:1], model)
+    rows = []
+    for (name, module), (H, G, _) in zip(parametrised_layers(model), signals):
+        M, D, P = G.shape[1], H.shape[1], H.shape[2]
+        rows.append({
+            "name": name,
+            "kind": "conv" if isinstance(module, nn.Conv2d) else "dense",
+            "M": M, "D": D, "P": P,
+            "features_per_pair": M * (D + 1),
+            "gram_per_pair": P * P * (M + D + 2),
+            "features_per_input": P * M * (D + 1),
+            "method": "gram" if patch_gram_is_cheaper(P, M, D) else "features",
+        })
+    return rows
+
+
+def kronecker_sizes(model: nn.Module) -> list[dict[str, Any]]:
+    """Per parametrised layer: ``name``, ``M`` and ``D`` (patch length with the bias input),
+    the numbers in a Kronecker transform ``A ⊗ B`` (``M² + D²``) and in an unstructured
+    transform of the layer's ``M·D`` parameters (``(M·D)²``)."""
+    rows = []
+    for name, module in parametrised_layers(model):
+        M = module.weight.shape[0]
+        D = module.weight[0].numel() + (module.bias is not None)
+        rows.append({"name": name, "M": M, "D": D, "kronecker": M * M + D * D,
+                     "unstructured": (M * D) ** 2})
+    return rows
+
+
+def plot_position_contributions(
+    X: torch.Tensor, model: nn.Module, *, layer: int, image_shape: Sequence[int],
+    titles: Sequence[str] = ("$x$", "$x'$"),
+) -> Figure:
+    """Two inputs ``X[0], X[1]`` and, over the output grid of layer ``layer``, the contribution
+    ``Σ_q T[p, q]`` of each position ``p`` of ``x`` to ``K_l(x, x)`` and to ``K_l(x, x')``
+    (:func:`position_pair_terms`).  ``image_shape``: ``(H, W)`` of the inputs.  Returns the
+    figure (four panels, colour bars on the maps)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.7), constrained_layout=True)
+    for ax, x, title in zip(axes[:2], X[:2], titles):
+        ax.imshow(x.detach().reshape(*image_shape).numpy(), cmap="gray_r")
+        ax.set_title(title)
+    index = _layer_index(model, layer)
+    H = cnn_layer_signals(X[:1], model)[index][0]
+    side = int(round(H.shape[2] ** 0.5))
+    grid = (side, H.shape[2] // side)
+    for ax, other, label in ((axes[2], X[0], "x"), (axes[3], X[1], "x'")):
+        terms = position_pair_terms(X[0], other, model, layer=layer)
+        image = ax.imshow(terms.sum(axis=1).reshape(grid), cmap="RdBu_r",
+                          vmin=-np.abs(terms.sum(axis=1)).max(),
+                          vmax=np.abs(terms.sum(axis=1)).max())
+        ax.set_title(f"$K_l(x, {label})$ = {terms.sum():.3g}\nby position of $x$")
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    return fig
+
+
+_ARCH_COLORS = {"mlp": COLORS["blue"], "cnn": COLORS["orange"]}
+
+
+def plot_alignment_by_architecture(
+    ax: Any, values: Mapping[str, Mapping[str, Sequence[float]]], *, metric: str = "alignment"
+) -> None:
+    """Paired dot plot on ``ax``: for each architecture (keys of ``values``, e.g. ``"mlp"``,
+    ``"cnn"``) the per-seed values of ``metric`` for the regression and the sign task
+    (``values[arch][task]``, equal length), a line joining the two tasks of each seed."""
+    for offset, (arch, tasks) in enumerate(values.items()):
+        regression, sign = np.asarray(tasks["regression"]), np.asarray(tasks["sign"])
+        x = np.array([0.0, 1.0]) + 2.5 * offset
+        for pair in zip(regression, sign):
+            ax.plot(x, pair, "-o", color=_ARCH_COLORS.get(arch, COLORS["black"]), ms=5,
+                    alpha=0.8)
+        ax.plot([], [], "-o", color=_ARCH_COLORS.get(arch, COLORS["black"]), label=arch.upper())
+    ax.set_xticks([0, 1, 2.5, 3.5], ["regression", "sign", "regression", "sign"])
+    ax.set_xlim(-0.5, 4.0)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend()
