@@ -193,8 +193,8 @@ def test_contraction_costs_and_kronecker_sizes():
     ]
     assert rows[1]["features_per_pair"] == 16 * 73 and rows[1]["gram_per_pair"] == 196**2 * 90
     sizes = kronecker_sizes(model)
-    assert sizes[1] == {"name": "4", "M": 16, "D": 73, "kronecker": 16**2 + 73**2,
-                        "unstructured": (16 * 73) ** 2}
+    assert sizes[1] == {"name": "4", "M": 16, "D": 72, "bias": True,
+                        "kronecker": 16**2 + 73**2, "unstructured": (16 * 73) ** 2}
 
 
 def test_chapter_figures_draw(tmp_path):

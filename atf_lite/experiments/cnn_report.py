@@ -93,15 +93,16 @@ def contraction_costs(X: torch.Tensor, model: nn.Module) -> list[dict[str, Any]]
 
 
 def kronecker_sizes(model: nn.Module) -> list[dict[str, Any]]:
-    """Per parametrised layer: ``name``, ``M`` and ``D`` (patch length with the bias input),
-    the numbers in a Kronecker transform ``A ⊗ B`` (``M² + D²``) and in an unstructured
-    transform of the layer's ``M·D`` parameters (``(M·D)²``)."""
+    """Per parametrised layer: ``name``, ``M`` outputs, ``D`` patch length (without the bias
+    input), ``bias`` (whether the layer has one), and the numbers in a Kronecker transform
+    ``A ⊗ B`` of its ``M × (D + bias)`` parameter matrix (``M² + (D + bias)²``) and in an
+    unstructured transform of the same parameters (``(M·(D + bias))²``)."""
     rows = []
     for name, module in parametrised_layers(model):
-        M = module.weight.shape[0]
-        D = module.weight[0].numel() + (module.bias is not None)
-        rows.append({"name": name, "M": M, "D": D, "kronecker": M * M + D * D,
-                     "unstructured": (M * D) ** 2})
+        M, D = module.weight.shape[0], module.weight[0].numel()
+        width = D + (module.bias is not None)
+        rows.append({"name": name, "M": M, "D": D, "bias": module.bias is not None,
+                     "kronecker": M * M + width * width, "unstructured": (M * width) ** 2})
     return rows
 
 
@@ -109,31 +110,41 @@ def plot_position_contributions(
     X: torch.Tensor, model: nn.Module, *, layer: int, image_shape: Sequence[int],
     titles: Sequence[str] = ("$x$", "$x'$"),
 ) -> Figure:
-    """Two inputs ``X[0], X[1]`` and, over the output grid of layer ``layer``, the contribution
-    ``Σ_q T[p, q]`` of each position ``p`` of ``x`` to ``K_l(x, x)`` and to ``K_l(x, x')``
-    (:func:`position_pair_terms`).  ``image_shape``: ``(H, W)`` of the inputs.  Returns the
-    figure (four panels, colour bars on the maps)."""
+    """Where a convolution's kernel value ``K_l(x, x')`` comes from, for ``x, x' = X[0], X[1]``.
+
+    Top: the two inputs (``image_shape``: their ``(H, W)``).  Bottom left: the ``P × P`` matrix
+    ``T[p, q]`` of :func:`position_pair_terms` for layer ``layer``, whose sum is ``K_l(x, x')``;
+    bottom right: its row sums ``Σ_q T[p, q]`` laid out on the layer's output grid (the share of
+    each position of ``x``).  Colour bars on both.  Returns the figure.
+    """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.7), constrained_layout=True)
-    for ax, x, title in zip(axes[:2], X[:2], titles):
+    fig, axes = plt.subplots(2, 2, figsize=(7.2, 6.4), constrained_layout=True)
+    for ax, x, title in zip(axes[0], X[:2], titles):
         ax.imshow(x.detach().reshape(*image_shape).numpy(), cmap="gray_r")
-        ax.set_title(title)
-    index = _layer_index(model, layer)
-    H = cnn_layer_signals(X[:1], model)[index][0]
-    side = int(round(H.shape[2] ** 0.5))
-    grid = (side, H.shape[2] // side)
-    for ax, other, label in ((axes[2], X[0], "x"), (axes[3], X[1], "x'")):
-        terms = position_pair_terms(X[0], other, model, layer=layer)
-        image = ax.imshow(terms.sum(axis=1).reshape(grid), cmap="RdBu_r",
-                          vmin=-np.abs(terms.sum(axis=1)).max(),
-                          vmax=np.abs(terms.sum(axis=1)).max())
-        ax.set_title(f"$K_l(x, {label})$ = {terms.sum():.3g}\nby position of $x$")
-        fig.colorbar(image, ax=ax, shrink=0.8)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_title(f"input {title}")
+    terms = position_pair_terms(X[0], X[1], model, layer=layer)
+    P = terms.shape[0]
+    side = int(round(P**0.5))
+    grid = (side, P // side)
+    bound = np.abs(terms).max()
+    image = axes[1, 0].imshow(terms, cmap="RdBu_r", vmin=-bound, vmax=bound)
+    axes[1, 0].set_title(f"$T[p, q]$: {P}×{P} position pairs\nsum $K_l(x, x')$ = {terms.sum():.3g}")
+    axes[1, 0].set_xlabel("position $q$ of $x'$")
+    axes[1, 0].set_ylabel("position $p$ of $x$")
+    fig.colorbar(image, ax=axes[1, 0], shrink=0.8)
+    rows = terms.sum(axis=1).reshape(grid)
+    bound = np.abs(rows).max()
+    image = axes[1, 1].imshow(rows, cmap="RdBu_r", vmin=-bound, vmax=bound)
+    axes[1, 1].set_title(r"$\sum_q T[p, q]$ on the output grid of $x$")
+    fig.colorbar(image, ax=axes[1, 1], shrink=0.8)
+    for ax in axes.flat:
         ax.grid(False)
+        if ax is not axes[1, 0]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
     return fig
 
 
