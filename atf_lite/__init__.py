@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # types
     "ArrayLike": "atf_lite._types",
+    "ConvergenceWarning": "atf_lite._types",
     # linear algebra and kernels
     "min_norm_interpolator": "atf_lite.linalg",
     "kernel_regression": "atf_lite.linalg",
@@ -115,6 +116,10 @@ _EXPORTS: dict[str, str] = {
     "MatrixSensingSettings": "atf_lite.experiments.recovery",
     "sparse_recovery_trials": "atf_lite.experiments.recovery",
     "matrix_sensing_trials": "atf_lite.experiments.recovery",
+    "format_recovery_table": "atf_lite.experiments.recovery_report",
+    "plot_singular_value_penalties": "atf_lite.experiments.recovery_report",
+    "plot_recovery_curves": "atf_lite.experiments.recovery_report",
+    "plot_spectra": "atf_lite.experiments.recovery_report",
     "random_feature_targets": "atf_lite.experiments.alignment_run",
     "AlignmentSettings": "atf_lite.experiments.alignment_run",
     "alignment_experiment": "atf_lite.experiments.alignment_run",

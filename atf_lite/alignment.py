@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._types import ArrayLike
-from ._validation import check_square_matrix, to_numpy
+from ._validation import check_array, check_bool, check_square_matrix
 
 __all__ = [
     "label_kernel",
@@ -27,7 +27,7 @@ __all__ = [
 
 def label_kernel(y: ArrayLike) -> np.ndarray:
     """The label kernel ``y yᵀ`` (float64 ``[n, n]``) of targets ``y`` (``[n]`` or ``[n, 1]``)."""
-    y = to_numpy(y)
+    y = check_array(y, "y", finite=False)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -51,6 +51,7 @@ def kernel_alignment(K1: ArrayLike, K2: ArrayLike, *, centered: bool = False) ->
     """
     A = check_square_matrix(K1, "K1")
     B = check_square_matrix(K2, "K2")
+    centered = check_bool(centered, "centered")
     if A.shape != B.shape:
         raise ValueError(f"K1 and K2 must have the same shape, got {A.shape} and {B.shape}")
     if centered:

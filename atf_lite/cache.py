@@ -15,9 +15,11 @@ import json
 import os
 import pathlib
 import pickle
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._validation import check_bool, check_callable, describe
 from .perturbation import perturbation_seed
 
 __all__ = ["cache_dir", "source_hash", "cache_key", "cached"]
@@ -42,14 +44,37 @@ def source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+# The default text of an object, ``<module.Class object at 0x7f…>``: it names a memory address,
+# which differs in every process, so a key built from it would never be found again.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _stable_text(value: Any) -> str:
+    """``str(value)`` for a value JSON cannot encode, if that text is the same in every run."""
+    text = str(value)
+    if _ADDRESS.search(text):
+        raise TypeError(
+            f"config holds a {type(value).__name__} whose text {text!r} contains a memory "
+            "address, so the cache key would change in every run; put plain values (numbers, "
+            "strings, lists, dicts) in config instead"
+        )
+    return text
+
+
 def cache_key(name: str, config: dict[str, Any]) -> str:
-    """A file-name-safe key for experiment ``name`` run with the JSON-serialisable ``config``."""
-    if not name.replace("-", "").replace("_", "").isalnum():
-        raise ValueError(f"name must be alphanumeric with '-' or '_', got {name!r}")
+    """A file-name-safe key for experiment ``name`` run with the JSON-serialisable ``config``.
+
+    Values JSON cannot encode are written as their text (``str``), which must not depend on the
+    process: an object whose text holds a memory address is refused.
+    """
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"name must be alphanumeric with '-' or '_', got {describe(name)}")
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict, got {describe(config)}")
     try:
-        payload = json.dumps(config, sort_keys=True, default=str)
-    except TypeError as exc:  # pragma: no cover - json with default=str rarely fails
-        raise TypeError(f"config must be JSON-serialisable: {exc}") from exc
+        payload = json.dumps(config, sort_keys=True, default=_stable_text)
+    except ValueError as exc:  # a circular reference
+        raise ValueError(f"config cannot be written as JSON: {exc}") from exc
     # A run under the perturbation switch must never share results with an ordinary one.
     perturbation = perturbation_seed()
     if perturbation is not None:
@@ -66,9 +91,11 @@ def cached(
     The result must be picklable.  Writes are atomic (temporary file, then rename), so an
     interrupted run never leaves a truncated cache entry behind.
     """
-    if not use_cache:
+    check_callable(compute, "compute")
+    key = cache_key(name, config)  # checks name and config, also when the cache is off
+    if not check_bool(use_cache, "use_cache"):
         return compute()
-    path = cache_dir() / f"{cache_key(name, config)}.pkl"
+    path = cache_dir() / f"{key}.pkl"
     if path.exists():
         with path.open("rb") as handle:
             return pickle.load(handle)

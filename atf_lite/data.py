@@ -25,6 +25,8 @@ import struct
 import numpy as np
 import torch
 
+from ._validation import check_array, check_option, check_real, check_seed, describe, is_integer
+
 __all__ = [
     "MNIST_ENV_VAR",
     "DATASETS",
@@ -52,12 +54,21 @@ _MNIST_FILES = {
 }
 
 
+def _check_images(images: np.ndarray) -> np.ndarray:
+    """``images`` (``[n, ...]``, at least one image of at least one pixel, finite real values)
+    as float64 rows ``[n, d]``."""
+    X = check_array(images, "images")
+    if X.ndim < 2:
+        raise ValueError(f"images must have shape [n, ...] with one image per row, got {X.shape}")
+    return X.reshape(len(X), -1)
+
+
 def preprocess(images: np.ndarray) -> torch.Tensor:
     """Flatten ``images`` (``[n, ...]``), centre each row and scale it to unit norm (float32).
 
     Raises ``ValueError`` for a constant image, which has no direction after centring.
     """
-    X = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    X = _check_images(images)
     X = X - X.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     if np.any(norms == 0):
@@ -68,40 +79,45 @@ def preprocess(images: np.ndarray) -> torch.Tensor:
 PREPROCESSINGS = ("unit-norm", "pixel-scale")
 
 
+
 def scale_pixels(images: np.ndarray, max_value: float) -> torch.Tensor:
     """Flatten ``images`` (``[n, ...]``) and divide by ``max_value`` (float32 ``[n, d]``).
 
     The preprocessing of the authors' sample-complexity code (MNIST pixels / 255): no centring
     and no normalisation, so every input keeps its own brightness and norm.
     """
-    if not (np.isfinite(max_value) and max_value > 0):
-        raise ValueError(f"max_value must be a positive number, got {max_value!r}")
-    X = np.asarray(images, dtype=np.float64).reshape(len(images), -1) / max_value
+    max_value = check_real(max_value, "max_value", low=0.0, low_open=True)
+    X = _check_images(images) / max_value
     return torch.from_numpy(X).to(torch.float32)
 
 
 def _prepare(images: np.ndarray, preprocessing: str, max_value: float) -> torch.Tensor:
+    check_option(preprocessing, "preprocessing", PREPROCESSINGS)
     if preprocessing == "unit-norm":
         return preprocess(images)
-    if preprocessing == "pixel-scale":
-        return scale_pixels(images, max_value)
-    raise ValueError(f"preprocessing must be one of {PREPROCESSINGS}, got {preprocessing!r}")
+    return scale_pixels(images, max_value)
 
 
 def _check_pair(a: int, b: int) -> None:
     for name, value in (("a", a), ("b", b)):
-        if not isinstance(value, (int, np.integer)) or not 0 <= value <= 9:
+        if not is_integer(value) or not 0 <= value <= 9:
             raise ValueError(f"{name} must be a digit class in 0..9, got {value!r}")
     if a == b:
         raise ValueError(f"a and b must be different classes, both are {a}")
 
 
+def _check_n_seed(n: int | None, seed: int) -> tuple[int | None, int]:
+    """``n`` (a positive integer or None) and ``seed``, checked before any file is read."""
+    if n is not None and (not is_integer(n) or n < 1):
+        raise ValueError(f"n must be a positive integer or None, got {describe(n)}")
+    return n, check_seed(seed)
+
+
 def _subset(n_available: int, n: int | None, seed: int, what: str) -> np.ndarray:
     """Indices of a seeded random subset of size ``n`` (all indices, in order, when None)."""
+    n, seed = _check_n_seed(n, seed)
     if n is None:
         return np.arange(n_available)
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer or None, got {n!r}")
     if n > n_available:
         raise ValueError(f"n={n} is larger than the {n_available} images available for {what}")
     rng = np.random.default_rng(seed)
@@ -129,6 +145,8 @@ def load_digits_pair(
     """
     from sklearn.datasets import load_digits
 
+    _check_pair(a, b)
+    _check_n_seed(n, seed)
     digits = load_digits()
     return _pair(digits.images, digits.target, a, b, n, seed, "the digits data set")
 
@@ -143,8 +161,8 @@ def load_digits_multiclass(
     """
     from sklearn.datasets import load_digits
 
-    if preprocessing not in PREPROCESSINGS:
-        raise ValueError(f"preprocessing must be one of {PREPROCESSINGS}, got {preprocessing!r}")
+    check_option(preprocessing, "preprocessing", PREPROCESSINGS)
+    _check_n_seed(n, seed)
     digits = load_digits()
     keep = _subset(len(digits.target), n, seed, "the digits data set")
     X = _prepare(digits.images[keep], preprocessing, max_value=16.0)
@@ -153,6 +171,8 @@ def load_digits_multiclass(
 
 def mnist_root(root: str | os.PathLike | None = None) -> pathlib.Path:
     """The MNIST directory: ``root`` when given, else ``$ATF_LITE_MNIST_DIR``."""
+    if root is not None and not isinstance(root, str | os.PathLike):
+        raise TypeError(f"root must be a directory path or None, got {describe(root)}")
     if root is None:
         root = os.environ.get(MNIST_ENV_VAR)
         if not root:
@@ -174,7 +194,7 @@ def _open_idx(path: pathlib.Path) -> bytes:
         with opener(path, "rb") as handle:
             return handle.read()
     except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot be read as an IDX file ({exc})") from exc
+        raise ValueError(f"path {str(path)!r} cannot be read as an IDX file ({exc})") from exc
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -183,6 +203,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Checks the magic number and that the payload size matches the header; raises ``ValueError``
     naming the file otherwise.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file path, got {describe(path)}")
     path = pathlib.Path(path)
     raw = _open_idx(path)
     if len(raw) < 4:
@@ -218,8 +240,7 @@ def load_mnist(
     root: str | os.PathLike | None = None, *, split: str = "test"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw MNIST: images uint8 ``[N, 28, 28]`` and labels uint8 ``[N]`` of ``split``."""
-    if split not in _MNIST_FILES:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    check_option(split, "split", tuple(_MNIST_FILES))
     directory = mnist_root(root)
     image_stem, label_stem, expected = _MNIST_FILES[split]
     images = read_idx(_find(directory, image_stem))
@@ -250,6 +271,7 @@ def load_mnist_pair(
     from the two classes of ``split`` (``None`` keeps them all).
     """
     _check_pair(a, b)
+    _check_n_seed(n, seed)
     images, classes = load_mnist(root, split=split)
     return _pair(images, classes, a, b, n, seed, f"the MNIST {split} split")
 
@@ -267,8 +289,8 @@ def load_mnist_multiclass(
     ``preprocessing``: ``"unit-norm"`` (rows centred, unit norm) or ``"pixel-scale"``
     (pixels / 255, see :func:`scale_pixels`).
     """
-    if preprocessing not in PREPROCESSINGS:
-        raise ValueError(f"preprocessing must be one of {PREPROCESSINGS}, got {preprocessing!r}")
+    check_option(preprocessing, "preprocessing", PREPROCESSINGS)
+    _check_n_seed(n, seed)
     images, classes = load_mnist(root, split=split)
     keep = _subset(len(classes), n, seed, f"the MNIST {split} split")
     X = _prepare(images[keep], preprocessing, max_value=255.0)

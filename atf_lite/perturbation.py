@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -53,8 +54,9 @@ def perturb_ulp_(module: nn.Module, seed: int) -> nn.Module:
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch nn.Module, got {type(module).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**40:
+        raise ValueError(f"seed must be an integer in [0, 2**40), got {seed!r}")
+    seed = int(seed)
     for index, parameter in enumerate(module.parameters()):
         if not parameter.is_floating_point():
             continue

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._validation import to_numpy
+from ._validation import check_array, check_bool, describe
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -85,11 +85,28 @@ def heatmap(
     ``symmetric=True`` centres the colour scale at zero (for kernels with negative entries).
     Returns the image, for a colour bar.
     """
-    K = to_numpy(K)
+    if not hasattr(ax, "imshow"):
+        raise TypeError(f"ax must be a matplotlib Axes, got {describe(ax)}")
+    K = check_array(K, "K", finite=False)
     if K.ndim != 2:
         raise ValueError(f"K must be a matrix, got shape {K.shape}")
+    if not np.all(np.isfinite(K)):
+        raise ValueError("K contains NaN or infinite values")
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a string or None, got {describe(title)}")
+    symmetric = check_bool(symmetric, "symmetric")
     if order is not None:
         order = np.asarray(order)
+        n = max(K.shape)
+        if (
+            K.shape[0] != K.shape[1]
+            or order.dtype.kind not in "iu"
+            or order.ndim != 1
+            or not np.array_equal(np.sort(order), np.arange(n))
+        ):
+            raise ValueError(
+                f"order must be a permutation of range({n}) for a square K, got {describe(order)}"
+            )
         K = K[np.ix_(order, order)]
     if symmetric:
         bound = np.abs(K).max()
@@ -107,10 +124,13 @@ def heatmap(
 
 def loglog_slope(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Least-squares slope of ``log y`` against ``log x`` (the growth exponent of ``y``)."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
+    x = check_array(x, "x", ndim=1)
+    y = check_array(y, "y", ndim=1)
+    if x.shape != y.shape or len(x) < 2:
         raise ValueError("x and y must be 1-D arrays of the same length, at least 2")
-    if np.any(x <= 0) or np.any(y <= 0):
-        raise ValueError("x and y must be positive for a log-log slope")
+    for name, values in (("x", x), ("y", y)):
+        if np.any(values <= 0):
+            raise ValueError(f"{name} must be positive for a log-log slope")
+    if np.ptp(x) == 0:
+        raise ValueError("x must hold at least two different values for a slope")
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])

@@ -13,6 +13,8 @@ import os
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from ._validation import check_bool, check_nonnegative_int, describe
+
 __all__ = ["progress_bar", "progress_enabled"]
 
 T = TypeVar("T")
@@ -32,6 +34,14 @@ def progress_bar(
     **kwargs: Any,
 ) -> Iterable[T]:
     """A tqdm bar over ``iterable``; ``enabled=None`` follows :func:`progress_enabled`."""
+    if iterable is not None and not isinstance(iterable, Iterable):
+        raise TypeError(f"iterable must be iterable or None, got {describe(iterable)}")
+    if total is not None:
+        check_nonnegative_int(total, "total")
+    if desc is not None and not isinstance(desc, str):
+        raise TypeError(f"desc must be a string or None, got {describe(desc)}")
+    if enabled is not None:
+        check_bool(enabled, "enabled")
     if importlib.util.find_spec("ipywidgets") is not None:
         from tqdm.auto import tqdm
     else:

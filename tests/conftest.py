@@ -6,7 +6,8 @@ import os
 import pathlib
 
 import pytest
-import torch
+
+from atf_lite._threads import limit_threads
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -40,8 +41,6 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def one_thread():
-    """Run the test with a single torch thread, restoring the previous count afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    """Run the test with one thread (torch, BLAS, OpenMP), restoring the limits afterwards."""
+    with limit_threads(1):
+        yield

@@ -106,3 +106,57 @@ def test_training_bad_input():
         linearization_gap(X, y, X, model, steps=1, lr_scale=2.5)
     with pytest.raises(FloatingPointError, match="diverged"):
         train_network(X, 1e3 * y, model, steps=200, lr=10.0)
+
+
+def test_linearization_gap_metrics_against_a_direct_computation():
+    model, X, y = problem(n=6, width=8, seed=3)
+    X_eval = torch.randn(4, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    steps, lr_scale = 15, 0.8
+    gap = linearization_gap(X, y, X_eval, model, steps=steps, lr_scale=lr_scale)
+    # Independently: the tangent features by autograd, row by row (naive_tangent_features).
+    from atf_lite.networks.tangent import naive_tangent_features, naive_tangent_kernel
+
+    theta0 = model_params(model)
+    K0 = naive_tangent_kernel(X, model)
+    lr = lr_scale / float(torch.linalg.eigvalsh(K0)[-1])
+    net = train_network(X, y, model, steps=steps, lr=lr)
+    lin = train_linearized(X, y, model, steps=steps, lr=lr)
+    f0 = model_output(X_eval, model)
+    f_net = model_output(X_eval, model, net.params)
+    f_lin = f0 + naive_tangent_features(X_eval, model) @ lin.delta  # f(θ0) + φᵀ δ
+    KT = naive_tangent_kernel(X, model, net.params)
+    assert gap.function_gap == pytest.approx(
+        float(torch.linalg.norm(f_net - f_lin) / torch.linalg.norm(f_lin - f0)), rel=1e-8)
+    assert gap.kernel_change == pytest.approx(
+        float(torch.linalg.norm(KT - K0) / torch.linalg.norm(K0)), rel=1e-8)
+    assert gap.parameter_change == pytest.approx(
+        float(torch.linalg.norm(net.delta) / torch.linalg.norm(flatten_params(theta0))),
+        rel=1e-12)
+    assert gap.train_loss_net == pytest.approx(
+        0.5 * float(torch.sum((model_output(X, model, net.params) - y) ** 2)), rel=1e-12)
+    residual = model_output(X, model) + naive_tangent_features(X, model) @ lin.delta - y
+    assert gap.train_loss_lin == pytest.approx(0.5 * float(torch.sum(residual**2)), rel=1e-8)
+    assert 0 < gap.kernel_change < 1 and 0 < gap.function_gap < 1
+
+
+def test_distances_to_the_reference_are_relative_norms():
+    model, X, y = problem(n=6, width=8, seed=5)
+    reference = torch.randn(sum(p.numel() for p in model.parameters()), dtype=torch.float64,
+                            generator=torch.Generator().manual_seed(6))
+    result = train_linearized(X, y, model, steps=4, lr=0.01, reference=reference)
+    assert len(result.distances) == 5 and result.distances[0] == pytest.approx(1.0)
+    expected = float(torch.linalg.norm(result.delta - reference) / torch.linalg.norm(reference))
+    assert result.distances[-1] == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="reference must be non-zero"):
+        train_linearized(X, y, model, steps=1, lr=0.01, reference=torch.zeros_like(reference))
+    with pytest.raises(ValueError, match="steps"):
+        linearization_gap(X, y, X, model, steps=0)
+
+
+def test_heavy_ball_parameters_unpack_and_have_names():
+    result = heavy_ball_parameters(1.0, 9.0)
+    lr, momentum = result
+    assert (lr, momentum) == (result.lr, result.momentum) == (0.25, 0.25)
+    for bad in (np.nan, "1", True, None):
+        with pytest.raises(ValueError, match="lambda_min"):
+            heavy_ball_parameters(bad, 9.0)

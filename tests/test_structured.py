@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import scipy.optimize
@@ -5,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from atf_lite import ConvergenceWarning
 from atf_lite.experiments.problems import matrix_sensing_instance, sparse_recovery_instance
 from atf_lite.experiments.recovery import (
     MatrixSensingSettings,
@@ -439,7 +442,7 @@ def test_solve_structured_runs_single_threaded():
     numerical = penalty(omega, "sq")  # validated here, outside the solver
     A = np.random.default_rng(0).standard_normal((3, 6))
     y = A @ np.arange(6.0)
-    with threadpool_limits(limits=2):
+    with threadpool_limits(limits=2), pytest.warns(ConvergenceWarning, match="max_iter=3"):
         seen.clear()
         solve_structured(A, y, numerical, structure="diagonal", max_iter=3)
         assert max(info["num_threads"] for info in threadpool_info()) == 2
@@ -467,3 +470,79 @@ def test_recovery_trials_on_small_instances():
             SparseRecoverySettings(**{"m": 10, "scale": 1.0, "trials": 1, **bad})
     with pytest.raises(ValueError, match="rank"):
         MatrixSensingSettings(n=10, scale=1.0, trials=1, shape=(2, 3), rank=3)
+
+
+# ---------------------------------------------------------------- best start, convergence
+
+
+def test_solve_structured_keeps_the_best_start():
+    # An instance whose starts end at different stationary points (1.2 % apart).
+    A, y, _ = sparse_recovery_instance(20, 3, 9, 3.0, seed=11)
+    sol = solve_structured(A, y, omega_abs, structure="diagonal", restarts=4, seed=11)
+    starts = np.array(sol.start_objectives)
+    assert starts.max() > starts.min() * (1 + 1e-3)  # the choice matters here
+    assert sol.objective == starts.min()
+    assert sol.objective == pytest.approx(
+        structured_penalty(sol.theta, omega_abs, structure="diagonal").value, rel=1e-12)
+
+
+def test_solve_joint_structured_keeps_the_best_restart():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((3, 6))
+    y = A @ (3 * rng.standard_normal(6) * (rng.random(6) < 0.4))
+    joint = solve_joint_structured(A, y, omega_abs, structure="kronecker", shape=(2, 3),
+                                   restarts=4, seed=0)
+    finals = np.array(joint.restart_objectives)
+    assert finals.max() > finals.min() * (1 + 1e-2)  # one restart ends 5 % higher
+    assert joint.objective == pytest.approx(finals.min(), rel=1e-9)
+    assert joint.constraint_residual < 1e-10
+
+
+def test_unconverged_solvers_warn():
+    A, y, _ = sparse_recovery_instance(20, 3, 9, 3.0, seed=11)
+    with pytest.warns(ConvergenceWarning, match="solve_structured.*max_iter=2"):
+        sol = solve_structured(A, y, omega_abs, structure="diagonal", max_iter=2)
+    assert not sol.converged
+    M, b, _ = matrix_sensing_instance((4, 4), 1, 10, 1.0, seed=0)
+    with pytest.warns(ConvergenceWarning, match="min_nuclear_norm_interpolator"):
+        nuc = min_nuclear_norm_interpolator(M, b, shape=(4, 4), max_iter=2)
+    assert not nuc.converged
+    with pytest.warns(ConvergenceWarning, match="solve_joint_structured: L-BFGS-B stopped"):
+        joint = solve_joint_structured(A[:3], A[:3] @ np.ones(20), omega_sq,
+                                       structure="diagonal", restarts=1, max_iter=2)
+    assert not joint.converged
+    with pytest.warns(ConvergenceWarning, match="kronecker_penalty_and_scales"):
+        kronecker_penalty_and_scales(np.array([0.5, 3.0]), omega_sq, omega_sq, max_iter=1)
+    assert issubclass(ConvergenceWarning, UserWarning)
+
+
+def test_converged_solvers_do_not_warn():
+    A, y, _ = sparse_recovery_instance(20, 3, 9, 3.0, seed=11)
+    M, b, _ = matrix_sensing_instance((4, 4), 1, 10, 1.0, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert solve_structured(A, y, omega_abs, structure="diagonal").converged
+        assert min_nuclear_norm_interpolator(M, b, shape=(4, 4)).converged
+        kronecker_penalty_and_scales(np.array([0.5, 3.0]), omega_sq, omega_abs)
+
+
+def test_kronecker_scales_need_at_least_one_sweep():
+    # max_iter=0 used to return a = b = 1 (no adaptation) without a word.
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="max_iter"):
+            kronecker_penalty_and_scales(np.array([3.0]), omega_sq, omega_sq, max_iter=bad)
+    with pytest.raises(ValueError, match="tol"):
+        kronecker_penalty_and_scales(np.array([3.0]), omega_sq, omega_sq, tol=np.nan)
+    result = kronecker_penalty_and_scales(np.array([3.0]), omega_sq, omega_sq)
+    h, a, b = result  # still unpacks like the tuple it was
+    assert result[0] is result.value and a[0] > 1 and b[0] > 1
+
+
+def test_nuclear_norm_with_as_many_measurements_as_unknowns():
+    # One feasible point: it is the answer (the projection used to fail on a non-square factor).
+    M, b, Theta = matrix_sensing_instance((3, 3), 1, 12, 1.0, seed=2)
+    sol = min_nuclear_norm_interpolator(M, b, shape=(3, 3))
+    np.testing.assert_allclose(sol.matrix, Theta, atol=1e-10)
+    assert sol.converged and sol.iterations == 0
+    theta = solve_structured(M, b, omega_sq, structure="kronecker", shape=(3, 3)).theta
+    np.testing.assert_allclose(theta, Theta.ravel(), atol=1e-8)

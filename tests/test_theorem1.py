@@ -1,11 +1,13 @@
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.linalg
 import scipy.optimize
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from atf_lite import ConvergenceWarning
 from atf_lite.experiments.problems import difficulty_targets, random_instance
 from atf_lite.linalg import min_norm_interpolator
 from atf_lite.solvers import joint as joint_module
@@ -18,7 +20,7 @@ from atf_lite.solvers.joint import (
 )
 from atf_lite.solvers.solution import JointSolution
 from atf_lite.theory.effective import adaptation_scale, effective_penalty
-from atf_lite.theory.penalties import omega_abs, omega_sq, oplus, spectral_penalty
+from atf_lite.theory.penalties import Penalty, omega_abs, omega_sq, oplus, spectral_penalty
 from atf_lite.theory.theorem1 import theorem1_solution
 
 
@@ -239,3 +241,76 @@ def test_difficulty_targets():
         difficulty_targets(X, labels * 2, features=8)
     with pytest.raises(ValueError, match="features"):
         difficulty_targets(X, labels, features=60)
+
+
+# ---------------------------------------------------------------- best restart, smoothing, gaps
+
+
+def test_solve_joint_keeps_the_best_restart():
+    # Stopped early (with a warning), the restarts end at different points: the best is kept.
+    Phi, y = random_instance(3, 6, 2.0, seed=1)
+    with pytest.warns(ConvergenceWarning, match="solve_joint: L-BFGS-B stopped"):
+        joint = solve_joint(Phi, y, omega_sq, restarts=3, seed=0, max_iter=3)
+    finals = np.array(joint.restart_objectives)
+    assert finals.max() > finals.min() * (1 + 1e-3)
+    assert joint.objective == finals.min()
+    value, beta = reduced_objective(Phi, y, omega_sq, joint.gamma)  # still unpacks
+    assert value == joint.objective and np.array_equal(beta, joint.beta)
+
+
+def test_non_smooth_penalty_without_a_smoothing_hook_uses_the_gaussian_fallback():
+    calls = []
+
+    def func(z):
+        calls.append(np.shape(z))
+        return np.abs(z - 1.0)
+
+    hookless = Penalty("|z-1| (no hook)", func, derivative=omega_abs.derivative, smooth=False)
+    # The fallback: E ω(|σ + μξ|) and its derivative, ξ ~ N(0, 1), by Gauss–Hermite.
+    sigma, mu = np.array([0.3, 1.0, 2.5]), 0.2
+    value, grad = joint_module._penalty_and_grad(hookless, sigma, mu)
+    assert calls and calls[-1] == (3, 40)
+
+    def smoothed(s):
+        return scipy.integrate.quad(
+            lambda t: abs(abs(s + mu * t) - 1.0) * np.exp(-t * t / 2) / np.sqrt(2 * np.pi),
+            -12, 12, points=[(1 - s) / mu, (-1 - s) / mu, -s / mu], limit=200)[0]
+
+    # 40 Gauss–Hermite nodes integrate the kink at |σ + μξ| = 1 to about 1e-3.
+    assert value == pytest.approx(sum(smoothed(s) for s in sigma), abs=2e-3)
+    h = 1e-6
+    numeric = [(smoothed(s + h) - smoothed(s - h)) / (2 * h) for s in sigma]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+    # End to end: the continuation through the fallback reaches Theorem 1's value.
+    Phi, y = random_instance(3, 6, 2.0, seed=10)
+    calls.clear()
+    joint = solve_joint(Phi, y, hookless, restarts=1, seed=1)
+    assert (Phi.shape[1], 40) in calls  # the solver went through the fallback
+    gaps = compare_with_theorem1(Phi, y, omega_abs, joint)
+    assert -1e-8 <= gaps.objective < 1e-6
+
+
+def test_theorem1_gaps_against_a_direct_computation():
+    Phi, y = random_instance(3, 6, 1.5, seed=4)
+    joint = solve_joint(Phi, y, omega_sq, restarts=1, seed=3, max_iter=40)
+    gaps = compare_with_theorem1(Phi, y, omega_sq, joint)
+    beta_hat = np.linalg.pinv(Phi) @ y
+    norm = np.linalg.norm(beta_hat)
+    s = adaptation_scale(norm, omega_sq)
+    best = effective_penalty(norm, omega_sq)
+    u = beta_hat / norm
+    G = np.eye(6) + (s - 1.0) * np.outer(u, u)
+    theta = joint.gamma @ joint.beta
+    K = Phi @ joint.gamma @ joint.gamma.T @ Phi.T
+    K_exact = Phi @ G @ G.T @ Phi.T
+    assert gaps.objective == pytest.approx((joint.objective - best) / best, rel=1e-6, abs=1e-13)
+    assert gaps.theta == pytest.approx(np.linalg.norm(theta - beta_hat) / norm, rel=1e-6)
+    assert gaps.beta_norm == pytest.approx(
+        abs(np.linalg.norm(joint.beta) - norm / s) / (norm / s), rel=1e-6, abs=1e-13)
+    assert gaps.gram == pytest.approx(
+        np.linalg.norm(joint.gamma @ joint.gamma.T - G @ G.T) / np.linalg.norm(G @ G.T),
+        rel=1e-6)
+    assert gaps.kernel == pytest.approx(
+        np.linalg.norm(K - K_exact) / np.linalg.norm(K_exact), rel=1e-6)
+    assert joint.constraint_residual == pytest.approx(
+        np.linalg.norm(Phi @ theta - y) / np.linalg.norm(y), rel=1e-6, abs=1e-15)

@@ -4,6 +4,7 @@ Modules
 -------
 problems                  random instances and targets (chapters 2 to 5)
 recovery                  sparse recovery and low-rank matrix sensing trials (chapter 5)
+recovery_report           tables and figures of chapters 4 and 5
 alignment_run             kernel alignment of trained networks, Figures 1 and 3 (chapters 6 and 7)
 alignment_report          its tables, figures and JSON summary
 alignment_cli             ``python -m atf_lite alignment``

@@ -20,12 +20,11 @@ Results are cached on disk (:mod:`atf_lite.cache`).  Tables, figures and the JSO
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._threads import limit_threads
 from .._validation import check_nonnegative_int, check_positive_int, to_numpy
 from ..alignment import decompose_kernel, kernel_alignment, label_kernel
 from ..cache import cached
@@ -282,18 +282,6 @@ def _tangent_norm(K0: np.ndarray, residual: np.ndarray) -> float:
     return float(np.sqrt(max(residual @ alpha, 0.0)))
 
 
-@contextlib.contextmanager
-def _torch_threads(count: int | None) -> Iterator[None]:
-    """Run torch on ``count`` CPU threads inside the block (``None``: unchanged), then restore."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _run_task(
     X: torch.Tensor,
     target: torch.Tensor,
@@ -404,7 +392,7 @@ def alignment_experiment(
         check_positive_int(threads, "threads")
 
     def compute() -> AlignmentResult:
-        with _torch_threads(threads):
+        with limit_threads(threads):
             return _experiment(settings, mnist_root, torch.device(device), progress)
 
     return cached("kernel-alignment", settings.as_dict(), compute, use_cache=use_cache)
@@ -449,7 +437,7 @@ def quadrature_table(
     run = result.tasks[task]
 
     def compute() -> dict[str, np.ndarray]:
-        with _torch_threads(threads):
+        with limit_threads(threads):
             return quadrature_residuals(
                 result.X, result.model(), run.params0, run.params1, nodes=nodes, rules=rules
             )

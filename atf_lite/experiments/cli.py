@@ -35,5 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the command, return its exit status."""
+    if argv is not None and (
+        not isinstance(argv, list | tuple) or not all(isinstance(arg, str) for arg in argv)
+    ):
+        raise TypeError(f"argv must be a list of strings or None, got {argv!r}")
     args = build_parser().parse_args(argv)
     return int(args.run(args) or 0)

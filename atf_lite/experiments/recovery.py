@@ -114,10 +114,12 @@ class RecoveryTrials:
 
 
 def _collect(rows: list[dict]) -> dict[str, np.ndarray]:
-    return {key: np.array([row[key] for row in rows]) for key in rows[0]} if rows else {}
+    """Per-trial dicts (the same keys in every trial, at least one trial) → key → array."""
+    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
 
 
 def _top_energy(X: np.ndarray, rank: int) -> float:
+    """Fraction of ``‖X‖_F² = Σ σ_i²`` carried by the ``rank`` largest singular values."""
     s = np.linalg.svd(X, compute_uv=False)
     return float(np.sum(s[:rank] ** 2) / np.sum(s**2))
 

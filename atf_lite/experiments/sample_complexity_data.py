@@ -13,7 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data import DATASETS, load_digits_multiclass, load_mnist_multiclass
+from .._validation import (
+    check_int,
+    check_option,
+    check_real,
+    check_seed,
+    check_tensor,
+    describe,
+    is_integer,
+)
+from ..data import DATASETS, PREPROCESSINGS, load_digits_multiclass, load_mnist_multiclass
 
 __all__ = [
     "TEST_FRACTION",
@@ -55,11 +64,18 @@ def stratified_indices(labels: np.ndarray, n: int, *, seed: int) -> np.ndarray:
     counts add up to ``n``); members are drawn uniformly without replacement with ``seed``.
     ``labels``: integer array ``[N]``; ``1 ≤ n ≤ N``.
     """
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    if labels is None or isinstance(labels, str | bytes):
+        raise TypeError(f"labels must be an integer array, got {describe(labels)}")
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) == 0:
         raise ValueError(f"labels must be a non-empty 1-D array, got shape {labels.shape}")
-    if not isinstance(n, (int, np.integer)) or not 1 <= n <= len(labels):
-        raise ValueError(f"n must be an integer in [1, {len(labels)}], got {n!r}")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must hold integer class labels, got dtype {labels.dtype}")
+    if not is_integer(n) or not 1 <= n <= len(labels):
+        raise ValueError(f"n must be an integer in [1, {len(labels)}], got {describe(n)}")
+    seed = check_seed(seed)
     classes, counts = np.unique(labels, return_counts=True)
     quota = n * counts / len(labels)
     take = np.floor(quota).astype(int)
@@ -85,9 +101,11 @@ def split_dataset(
     """Stratified split of ``(X, y)`` into test (``test_fraction``), validation (``val_fraction``
     of the remainder) and the training pool (the rest)."""
     for name, value in (("test_fraction", test_fraction), ("val_fraction", val_fraction)):
-        if not 0 < value < 1:
-            raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
-    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
+        check_real(value, name, low=0.0, high=1.0, low_open=True, high_open=True)
+    seed = check_seed(seed)
+    check_tensor(X, "X", ndim=2)
+    check_tensor(y, "y", ndim=1, floating=False)
+    if len(X) != len(y):
         raise ValueError(f"X must be [n, d] and y [n]; got {tuple(X.shape)} and {tuple(y.shape)}")
     labels = y.numpy()
     test = stratified_indices(labels, max(1, round(test_fraction * len(y))), seed=seed)
@@ -116,21 +134,23 @@ def load_splits(
     unit norm) or ``"pixel-scale"`` (pixels scaled to [0, 1]).  The split itself does not
     depend on the preprocessing.
     """
-    if dataset == "digits":
+    check_option(dataset, "dataset", DATASETS)
+    check_option(preprocessing, "preprocessing", PREPROCESSINGS)
+    if mnist_root is not None and not isinstance(mnist_root, str | os.PathLike):
+        raise TypeError(f"mnist_root must be a directory path or None, got {describe(mnist_root)}")
+    if dataset == "digits":  # mnist_root is not needed (nor read) for the bundled digits
         X, y = load_digits_multiclass(preprocessing=preprocessing)
-    elif dataset == "mnist":
-        X, y = load_mnist_multiclass(root=mnist_root, split="test", preprocessing=preprocessing)
     else:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+        X, y = load_mnist_multiclass(root=mnist_root, split="test", preprocessing=preprocessing)
     return split_dataset(X, y)
 
 
 def default_sizes(pool_size: int, *, smallest: int = 20) -> list[int]:
     """Training-set sizes ``smallest, 2·smallest, 4·smallest, …`` below ``pool_size``, then the
-    whole pool."""
-    if not isinstance(pool_size, (int, np.integer)) or pool_size < 1:
-        raise ValueError(f"pool_size must be a positive integer, got {pool_size!r}")
-    sizes, n = [], int(smallest)
+    whole pool (``pool_size`` and ``smallest``: positive integers)."""
+    if not is_integer(pool_size) or pool_size < 1:
+        raise ValueError(f"pool_size must be a positive integer, got {describe(pool_size)}")
+    sizes, n = [], check_int(smallest, "smallest", minimum=1)
     while n < pool_size:
         sizes.append(n)
         n *= 2

@@ -40,16 +40,16 @@ executed with one CPU thread, which makes its result independent of the machine'
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from .._threads import limit_threads
 from .._validation import check_nonnegative_int, check_positive_int
 from ..cache import cached
 from ..data import DATASETS, PREPROCESSINGS
@@ -228,18 +228,6 @@ def recipe_settings(
     return preprocessing, merged
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    # Tiny matrix products gain nothing from threads, and a fixed thread count makes the
-    # floating-point reductions, hence the whole training trajectory, reproducible.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _weight_spectra(model: FeatureModel) -> dict[str, np.ndarray]:
     """Singular values (descending, float64) of every weight matrix's change ``δW`` (a
     convolution's as ``[c_out, c_in·k_h·k_w]``)."""
@@ -281,7 +269,7 @@ def run_one(
         raise ValueError(f"n_train must be an integer in [1, {splits.pool_size}], got {n_train!r}")
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    with _one_thread():
+    with limit_threads(1):
         index = torch.from_numpy(
             stratified_indices(splits.y_pool.numpy(), int(n_train), seed=seed)
         )

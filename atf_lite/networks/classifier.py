@@ -10,15 +10,29 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
+from .._validation import (
+    check_bool,
+    check_int,
+    check_option,
+    check_real,
+    check_seed,
+    check_tensor,
+    describe,
+)
 from ..progress import progress_bar
+from .functional import check_model
+from .training import (
+    OPTIMIZERS,
+    check_finite_parameters,
+    epoch_order,
+    gradient_steps,
+    make_optimizer,
+)
 
 __all__ = ["OPTIMIZERS", "FitResult", "ClassifierScore", "evaluate_classifier", "fit_classifier"]
-
-OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -48,17 +62,17 @@ class FitResult:
         return self.val_errors[self.best_epoch - 1]
 
 
-def _check_classification_data(X: torch.Tensor, y: torch.Tensor, what: str) -> None:
-    xn, yn = f"X_{what}", f"y_{what}"
-    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise TypeError(f"{xn} and {yn} must be torch tensors")
+def _check_classification_data(X: torch.Tensor, y: torch.Tensor, xn: str, yn: str) -> None:
+    if not isinstance(X, torch.Tensor):
+        raise TypeError(f"{xn} must be a torch tensor, got {describe(X)}")
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{yn} must be a torch tensor, got {describe(y)}")
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y) or len(X) == 0:
         raise ValueError(
             f"{xn} must be [n, d] and {yn} [n] with n ≥ 1; got {tuple(X.shape)} and "
             f"{tuple(y.shape)}"
         )
-    if not torch.isfinite(X).all():
-        raise ValueError(f"{xn} contains NaN or infinite values")
+    check_tensor(X, xn, ndim=2)
     if y.dtype != torch.int64:
         raise TypeError(f"{yn} must hold int64 class indices, got {y.dtype}")
     if int(y.min()) < 0:
@@ -78,11 +92,25 @@ class ClassifierScore:
 def evaluate_classifier(
     X: torch.Tensor, y: torch.Tensor, model: nn.Module, *, batch_size: int = 4096
 ) -> ClassifierScore:
-    """Misclassified fraction and mean cross-entropy of ``model`` on ``(X, y)``."""
+    """Misclassified fraction and mean cross-entropy of ``model`` on ``(X, y)``.
+
+    ``X``: ``[n, d]`` (``n ≥ 1``), ``y``: int64 class indices ``[n]``; the model's
+    ``[n, classes]`` logits are evaluated in batches of ``batch_size`` rows.
+    """
+    check_model(model)
+    _check_classification_data(X, y, "X", "y")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     errors, loss = 0, 0.0
     for start in range(0, len(X), batch_size):
         logits = model(X[start : start + batch_size])
         target = y[start : start + batch_size]
+        if logits.ndim != 2 or len(logits) != len(target):
+            raise ValueError(
+                f"model must map [n, d] inputs to [n, classes] logits, got {tuple(logits.shape)}"
+            )
+        if int(target.max()) >= logits.shape[1]:
+            raise ValueError(f"y holds class {int(target.max())}, the model has "
+                             f"{logits.shape[1]} outputs")
         errors += int((logits.argmax(dim=1) != target).sum())
         loss += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
     return ClassifierScore(error=errors / len(X), loss=loss / len(X))
@@ -123,40 +151,32 @@ def fit_classifier(
     pool and takes its first ``m`` examples anew every epoch: the model is nominally trained on
     ``m`` examples but sees many more distinct ones (``FitResult.distinct_examples``).
     """
-    _check_classification_data(X_train, y_train, "train")
-    _check_classification_data(X_val, y_val, "val")
+    _check_classification_data(X_train, y_train, "X_train", "y_train")
+    _check_classification_data(X_val, y_val, "X_val", "y_val")
     if X_val.shape[1] != X_train.shape[1]:
         raise ValueError(f"X_val has {X_val.shape[1]} features, X_train has {X_train.shape[1]}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
-    for name, value in (("batch_size", batch_size), ("max_epochs", max_epochs)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if patience is not None and (not isinstance(patience, (int, np.integer)) or patience < 1):
-        raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
-    if epoch_subset is not None and (
-        not isinstance(epoch_subset, (int, np.integer))
-        or not 1 <= epoch_subset <= len(X_train)
-    ):
-        raise ValueError(
-            f"epoch_subset must be None or an integer in [1, {len(X_train)}] (the rows of "
-            f"X_train), got {epoch_subset!r}"
-        )
+    check_model(model)
+    check_option(optimizer, "optimizer", OPTIMIZERS)
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    momentum = check_real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    max_epochs = check_int(max_epochs, "max_epochs", minimum=1)
+    patience = check_int(patience, "patience", minimum=1, allow_none=True)
+    epoch_subset = check_int(
+        epoch_subset, "epoch_subset", minimum=1, maximum=len(X_train), allow_none=True
+    )
+    seed = check_seed(seed)
+    if progress is not None:
+        check_bool(progress, "progress")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
+    check_finite_parameters(model.named_parameters(), "model")
     with torch.no_grad():
         n_out = model(X_val[:1]).shape[1]
     if int(y_train.max()) >= n_out or int(y_val.max()) >= n_out:
         raise ValueError(f"labels exceed the model's {n_out} outputs")
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    else:
-        opt = torch.optim.Adam(params, lr=lr)
+    opt = make_optimizer(optimizer, params, lr=lr, momentum=momentum)
     n_rows = len(X_train)
     n = n_rows if epoch_subset is None else int(epoch_subset)
     batch = min(int(batch_size), n)
@@ -172,16 +192,19 @@ def fit_classifier(
         range(1, max_epochs + 1), desc=f"fit ({n} examples)", enabled=progress
     ):
         # A permutation of all rows; its first n rows are this epoch's (fresh) subset.
-        order = torch.randperm(n_rows, generator=generator)[:n]
+        order = epoch_order(n_rows, generator, take=n)
         seen[order] = True
+        batches = [order[start : start + batch] for start in range(0, n, batch)]
+        values = gradient_steps(
+            opt,
+            lambda index: nn.functional.cross_entropy(model(X_train[index]), y_train[index]),
+            batches,
+            what=f"training (epoch {epoch})",
+            first_step=(epoch - 1) * len(batches),
+        )
         total = 0.0
-        for start in range(0, n, batch):
-            index = order[start : start + batch]
-            opt.zero_grad(set_to_none=True)
-            value = nn.functional.cross_entropy(model(X_train[index]), y_train[index])
-            value.backward()
-            opt.step()
-            total += float(value.detach()) * len(index)
+        for value, index in zip(values, batches, strict=True):
+            total += value * len(index)
         train_loss = total / n
         if not math.isfinite(train_loss):
             raise FloatingPointError(

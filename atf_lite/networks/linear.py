@@ -18,11 +18,23 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .._types import UnpackableResult
+from .._validation import check_int, check_real, check_tensor, describe
 from ..progress import progress_bar
-from .functional import Params, flatten_params, linearize, model_output, model_params
+from .functional import (
+    Params,
+    check_inputs,
+    check_model,
+    flatten_params,
+    linearize,
+    model_output,
+    model_params,
+)
 from .tangent import tangent_kernel
+from .training import check_finite_parameters, gradient_steps, make_optimizer
 
 __all__ = [
+    "HeavyBall",
     "heavy_ball_parameters",
     "GradientDescentResult",
     "train_linearized",
@@ -32,13 +44,23 @@ __all__ = [
 ]
 
 
-def heavy_ball_parameters(lambda_min: float, lambda_max: float) -> tuple[float, float]:
+@dataclass(frozen=True)
+class HeavyBall(UnpackableResult):
+    """Step size ``lr`` and ``momentum`` of the heavy ball; unpacks as ``lr, momentum = ...``."""
+
+    lr: float
+    momentum: float
+
+
+def heavy_ball_parameters(lambda_min: float, lambda_max: float) -> HeavyBall:
     """Step size and momentum of Polyak's heavy ball that are optimal for a quadratic whose
     Hessian has eigenvalues in ``[lambda_min, lambda_max]`` (both > 0).
 
     The error then contracts by ``(√κ − 1)/(√κ + 1)`` per step (``κ = lambda_max/lambda_min``)
-    instead of plain gradient descent's ``(κ − 1)/(κ + 1)``.
+    instead of plain gradient descent's ``(κ − 1)/(κ + 1)``.  Returns a :class:`HeavyBall`.
     """
+    lambda_min = check_real(lambda_min, "lambda_min")
+    lambda_max = check_real(lambda_max, "lambda_max")
     if not 0 < lambda_min <= lambda_max:
         raise ValueError(
             f"need 0 < lambda_min <= lambda_max, got lambda_min={lambda_min}, "
@@ -47,7 +69,7 @@ def heavy_ball_parameters(lambda_min: float, lambda_max: float) -> tuple[float, 
     root_max, root_min = np.sqrt(lambda_max), np.sqrt(lambda_min)
     lr = 4.0 / (root_max + root_min) ** 2
     momentum = ((root_max - root_min) / (root_max + root_min)) ** 2
-    return float(lr), float(momentum)
+    return HeavyBall(float(lr), float(momentum))
 
 
 @dataclass(frozen=True)
@@ -67,16 +89,29 @@ class GradientDescentResult:
 
 
 def _check_training_inputs(
-    X: torch.Tensor, y: torch.Tensor, steps: int, lr: float, momentum: float
-) -> None:
+    X: torch.Tensor,
+    y: torch.Tensor,
+    model: nn.Module,
+    steps: int,
+    lr: float,
+    momentum: float,
+    *,
+    min_steps: int = 0,
+) -> tuple[int, float, float]:
+    """Checked ``(steps, lr, momentum)``; ``X``, ``y`` and the model's parameters must be
+    finite, so that a non-finite loss during descent can only mean divergence."""
+    check_model(model)
+    for name, value in (("X", X), ("y", y)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {describe(value)}")
     if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
         raise ValueError(f"X must be [n, ...] and y [n]; got {tuple(X.shape)} and {tuple(y.shape)}")
-    if not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    check_inputs(X, "X")
+    check_tensor(y, "y", ndim=1)
+    steps = check_int(steps, "steps", minimum=min_steps)
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    momentum = check_real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    return steps, lr, momentum
 
 
 def _descend(
@@ -96,24 +131,20 @@ def _descend(
     trainable = {
         name: value.detach().clone().requires_grad_(True) for name, value in params.items()
     }
-    optimizer = torch.optim.SGD(trainable.values(), lr=lr, momentum=momentum)
+    check_finite_parameters(trainable.items(), "initial")
+    optimizer = make_optimizer("sgd", trainable.values(), lr=lr, momentum=momentum)
 
     def loss_at(p: Params) -> torch.Tensor:
         return 0.5 * torch.sum((forward(p) - y) ** 2)
 
-    losses, tracked = [], []
-    for _ in progress_bar(range(steps), desc=desc):
-        if track is not None:
-            tracked.append(track(trainable))
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_at(trainable)
-        losses.append(loss.item())
-        if not np.isfinite(losses[-1]):
-            raise FloatingPointError(
-                f"gradient descent diverged after {len(losses) - 1} steps; lower lr"
-            )
-        loss.backward()
-        optimizer.step()
+    tracked: list[float] = []
+    losses = gradient_steps(
+        optimizer,
+        lambda _: loss_at(trainable),
+        progress_bar(range(steps), desc=desc),
+        before_step=None if track is None else lambda: tracked.append(track(trainable)),
+        what=desc,
+    )
     with torch.no_grad():
         losses.append(float(loss_at(trainable)))
         if track is not None:
@@ -140,17 +171,27 @@ def train_linearized(
     ``reference`` vector (``[p]``, e.g. the minimum-norm interpolator) the relative distance of
     ``δ`` to it is recorded at every step.
     """
-    _check_training_inputs(X, y, steps, lr, momentum)
-    theta0 = model_params(model, params0)
+    steps, lr, momentum = _check_training_inputs(X, y, model, steps, lr, momentum)
+    theta0 = model_params(model, params0, name="params0")
     flat0 = flatten_params(theta0)
     track = None
     if reference is not None:
+        if not isinstance(reference, torch.Tensor | np.ndarray):
+            raise TypeError(f"reference must be a tensor or array, got {describe(reference)}")
+        if isinstance(reference, np.ndarray):
+            reference = torch.from_numpy(reference)
+        if reference.is_complex():
+            raise TypeError(f"reference must be real, got {reference.dtype}")
         reference = torch.as_tensor(reference, dtype=flat0.dtype)
         if reference.shape != flat0.shape:
             raise ValueError(
                 f"reference must have shape {tuple(flat0.shape)}, got {tuple(reference.shape)}"
             )
+        if not bool(torch.isfinite(reference).all()):
+            raise ValueError("reference contains NaN or infinite values")
         scale = torch.linalg.vector_norm(reference)
+        if scale == 0:
+            raise ValueError("reference must be non-zero: distances are relative to its norm")
 
         def track(p: Params) -> float:
             with torch.no_grad():
@@ -179,8 +220,8 @@ def train_network(
 
     The model's own parameters are left untouched (training runs on copies).
     """
-    _check_training_inputs(X, y, steps, lr, momentum)
-    theta0 = model_params(model, params0)
+    steps, lr, momentum = _check_training_inputs(X, y, model, steps, lr, momentum)
+    theta0 = model_params(model, params0, name="params0")
     # functional_call keeps the graph to the trainable copies (model_output detaches).
     params, losses, _ = _descend(
         lambda p: functional_call(model, p, (X,)).reshape(-1),
@@ -229,9 +270,18 @@ def linearization_gap(
     runs comparable across widths, whose kernels have different scales (stable for
     ``lr_scale < 2``).
     """
+    lr_scale = check_real(lr_scale, "lr_scale")
     if not 0 < lr_scale < 2:
         raise ValueError(
             f"lr_scale must be in (0, 2) for stable gradient descent, got {lr_scale!r}"
+        )
+    # At least one step: the function gap is relative to how far the linearisation moved.
+    _check_training_inputs(X, y, model, steps, 1.0, 0.0, min_steps=1)
+    check_inputs(X_eval, "X_eval")
+    if X_eval.shape[1:] != X.shape[1:]:
+        raise ValueError(
+            f"X_eval must have the inputs' shape [m, {', '.join(map(str, X.shape[1:]))}], got "
+            f"{tuple(X_eval.shape)}"
         )
     theta0 = model_params(model)
     K0 = tangent_kernel(X, model, theta0)

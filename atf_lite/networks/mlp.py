@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
+from .._validation import check_bool, check_int, check_option, check_seed, describe
 from ..perturbation import perturb_ulp_, perturbation_seed
 
 __all__ = ["INITS", "mlp"]
@@ -62,13 +62,19 @@ def mlp(
     the test switch ``$ATF_LITE_PERTURB`` is set, the drawn weights are then moved by one ulp
     (:func:`atf_lite.perturbation.perturb_ulp_`), as another machine's arithmetic would.
     """
-    for name, value in (("d_in", d_in), ("width", width), ("d_out", d_out)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not isinstance(depth, (int, np.integer)) or depth < 0:
-        raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    d_in = check_int(d_in, "d_in", minimum=1)
+    width = check_int(width, "width", minimum=1)
+    d_out = check_int(d_out, "d_out", minimum=1)
+    depth = check_int(depth, "depth", minimum=0)
+    bias = check_bool(bias, "bias")
+    seed = check_seed(seed)
+    if not (isinstance(activation, type) and issubclass(activation, nn.Module)):
+        raise TypeError(
+            f"activation must be an nn.Module class such as nn.ReLU, got {describe(activation)}"
+        )
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {describe(dtype)}")
+    check_option(init, "init", INITS)
     sizes = [d_in] + [width] * depth + [d_out]
     generator = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []

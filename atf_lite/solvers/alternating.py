@@ -1,14 +1,46 @@
 """The linearly constrained structured problem, ``Ω̃(θ)`` minimised subject to ``Φθ = y``, by
 alternating minimisation.
 
-For fixed ``Γ`` the best feasible ``θ`` is ``Γβ`` with ``β`` the minimum-norm solution of
-``(ΦΓ)β = y`` (kernel regression with the adapted features); for fixed ``θ`` the best ``Γ`` is
-the closed form of :func:`atf_lite.theory.structured.structured_penalty`.  Together an
-iteratively reweighted least-squares scheme (:func:`solve_structured`).
+**Variational form.**  For every admissible invertible transformation ``Γ`` (diagonal, block
+diagonal or ``A ⊗ B``),
+
+    ``F(θ, Γ) = θᵀ(ΓΓᵀ)⁻¹θ + Ω(Γ) ≥ Ω̃(θ)``,
+
+with equality at the closed-form transformation of
+:func:`atf_lite.theory.structured.structured_penalty` (all of whose singular values are at
+least 1).  :func:`solve_structured` minimises ``F`` over the feasible ``θ`` and over ``Γ`` in
+turn:
+
+1. for fixed ``Γ`` the best feasible ``θ`` is ``Γβ`` with ``β`` the minimum-norm solution of
+   ``(ΦΓ)β = y``: kernel regression with the adapted features;
+2. for fixed ``θ`` the best ``Γ`` is the closed form, after which ``F = Ω̃(θ)``.
+
+Neither step can increase ``F``, so ``Ω̃(θ_k)`` is non-increasing (the solution's
+``history``), and every iterate satisfies the constraint up to the accuracy of a QR
+factorisation.  For the diagonal structure this is an iteratively reweighted least-squares
+scheme of the kind used for sparse recovery :cite:p:`daubechies2010iteratively`.
+
+**Starts.**  The first start is ``Γ = I``: its first iterate is the minimum-norm interpolator,
+the solution of the lazy regime, and the features then adapt to the current fit, much as
+training starts from the tangent features at initialisation.  Further starts (``restarts``)
+use the transformations that are optimal for random vectors of sizes spread over three orders
+of magnitude; if every start ends at the same objective, none found anything better than the
+lazy start.
+
+**Stopping.**  When ``θ`` changes by less than ``tol`` (default ``1e-11``) relative, or after
+``max_iter`` iterations, in which case ``converged`` is False.
+
+**What it finds.**  ``Ω̃`` is not convex, so the solver returns a stationary point that may
+depend on the start; no algorithm with a guarantee is known for this problem.  Chapter 5 collects
+evidence that the stationary point is a good one: restarts end at the same objective; when the
+feasible set is a line (``n = p − 1``) a dense grid finds the global minimum, which the solver
+matches; and the recovery experiments report whether the solver's objective is below that of
+the true signal, in which case any remaining error is the regulariser's, not the optimiser's.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +49,13 @@ import numpy as np
 import scipy.linalg
 
 from .._threads import single_threaded
-from .._types import ArrayLike
+from .._types import ArrayLike, ConvergenceWarning
 from .._validation import (
     check_groups,
     check_nonnegative_int,
     check_positive_int,
+    check_real,
+    check_seed,
     check_shape,
     check_structure,
     check_structure_options,
@@ -88,7 +122,8 @@ def _alternate(
     iterations = 0
     for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         features = pen.apply_gamma(Phi)
-        solved = min_norm_weights(features, y)  # QR; SVD-based lstsq if rank deficient
+        # QR; SVD-based least squares if rank deficient.
+        solved = min_norm_weights(features, y, check=False)
         if solved is None:
             beta, *_ = scipy.linalg.lstsq(features, y, lapack_driver="gelsd")
         else:
@@ -165,7 +200,8 @@ def solve_structured(
     further starts use the transformation that is optimal for a random Gaussian ``θ`` of the
     minimum-norm interpolator's norm times ``10^U[-1, 2]`` (from ``seed``); the best objective
     is returned and every start's objective is reported.  Stops when ``θ`` changes by less
-    than ``tol`` relative, or after ``max_iter`` iterations (then ``converged`` is False).
+    than ``tol`` relative, or after ``max_iter`` iterations (then ``converged`` is False and a
+    ``ConvergenceWarning`` is issued).
     """
     structure, Phi, y, omega, omega_b, shape, groups = check_structured_problem(
         structure, Phi, y, omega, omega_b, shape, groups
@@ -173,8 +209,8 @@ def solve_structured(
     p = Phi.shape[1]
     restarts = check_nonnegative_int(restarts, "restarts")
     max_iter = check_positive_int(max_iter, "max_iter")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
+    tol = check_real(tol, "tol", low=0.0, low_open=True)
+    seed = check_seed(seed)
     theta_min_norm = min_norm_interpolator(Phi, y)  # raises when no interpolator exists
 
     def penalty_of(theta: np.ndarray) -> StructuredPenalty:
@@ -196,6 +232,13 @@ def solve_structured(
         if best is None or run[1].value < best[1].value:
             best = run
     theta, pen, history, iterations, converged = best
+    if not converged:
+        warnings.warn(
+            f"solve_structured: the best start stopped after max_iter={max_iter} iterations "
+            f"with θ still changing by more than tol={tol:g}; raise max_iter",
+            ConvergenceWarning,
+            stacklevel=3,  # past the thread-limit wrapper, to the caller
+        )
     norm_y = np.linalg.norm(y)
     residual = np.linalg.norm(Phi @ theta - y) / (norm_y if norm_y > 0 else 1.0)
     return StructuredSolution(theta, pen.value, float(residual), int(iterations),

@@ -16,35 +16,59 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
-from .._types import ArrayLike
-from .._validation import as_float_array, check_positive_int, check_system
+from .._types import ArrayLike, UnpackableResult
+from .._validation import (
+    STRUCTURES,
+    as_float_array,
+    check_option,
+    check_positive_int,
+    check_real,
+    check_seed,
+    check_system,
+)
 from ..linalg import min_norm_interpolator, min_norm_weights
 from ..theory.penalties import Penalty, PenaltyLike, as_penalty, spectral_penalty
 from ..theory.theorem1 import theorem1_solution
 from .joint_structured import solve_joint_structured
-from .solution import JointSolution
+from .solution import JointSolution, warn_unconverged
 
-__all__ = ["reduced_objective", "solve_joint", "Theorem1Gaps", "compare_with_theorem1"]
+__all__ = [
+    "ReducedObjective",
+    "reduced_objective",
+    "solve_joint",
+    "Theorem1Gaps",
+    "compare_with_theorem1",
+]
+
+
+@dataclass(frozen=True)
+class ReducedObjective(UnpackableResult):
+    """``value``: ``min_β ‖β‖² + Ω(Γ) s.t. y = ΦΓβ`` for a fixed ``Γ``; ``beta``: the minimiser
+    (``[p]``).  Unpacks as ``value, beta = reduced_objective(...)``."""
+
+    value: float
+    beta: np.ndarray
 
 
 def reduced_objective(
     Phi: ArrayLike, y: ArrayLike, omega: PenaltyLike, Gamma: ArrayLike
-) -> tuple[float, np.ndarray]:
-    """``min_β ‖β‖² + Ω(Γ) s.t. y = ΦΓβ`` for a fixed ``Gamma``; returns ``(value, β)``.
+) -> ReducedObjective:
+    """``min_β ‖β‖² + Ω(Γ) s.t. y = ΦΓβ`` for a fixed ``Gamma`` (``[p, p]``).
 
     The value is ``yᵀ(ΦΓΓᵀΦᵀ)⁻¹y + Ω(Γ)``; it is ``inf`` (with ``β`` all NaN) when ``ΦΓ`` has
-    numerically deficient row rank.
+    numerically deficient row rank.  Returns a :class:`ReducedObjective`.
     """
     Phi, y = check_system(Phi, y)
     Gamma = as_float_array(Gamma, "Gamma", 2)
+    omega = as_penalty(omega)
     p = Phi.shape[1]
     if Gamma.shape != (p, p):
         raise ValueError(f"Gamma must have shape ({p}, {p}), got {Gamma.shape}")
-    solved = min_norm_weights(Phi @ Gamma, y)
+    solved = min_norm_weights(Phi @ Gamma, y, check=False)
     if solved is None:
-        return np.inf, np.full(p, np.nan)
-    beta, _ = solved
-    return float(beta @ beta) + spectral_penalty(Gamma, omega), beta
+        return ReducedObjective(np.inf, np.full(p, np.nan))
+    beta = solved.beta
+    return ReducedObjective(float(beta @ beta) + spectral_penalty(Gamma, omega), beta)
 
 
 # Gauss–Hermite rule for the fallback smoothing E ω(|z + μξ|), ξ ~ N(0, 1), of non-smooth
@@ -79,7 +103,7 @@ def _full_objective(
     """
     p = Phi.shape[1]
     Gamma = x.reshape(p, p)
-    solved = min_norm_weights(Phi @ Gamma, y)
+    solved = min_norm_weights(Phi @ Gamma, y, check=False)
     if solved is None:  # singular ΦΓ: infinitely expensive; L-BFGS backtracks
         return np.inf, np.zeros_like(x)
     beta, alpha = solved
@@ -123,6 +147,7 @@ def _solve_full(
         if best is None or value < best[0]:
             best = (value, beta, Gamma, iterations, result)
     value, beta, Gamma, iterations, result = best
+    warn_unconverged(result, "solve_joint", "max_iter", stacklevel=4)
     residual = np.linalg.norm(Phi @ (Gamma @ beta) - y) / max(np.linalg.norm(y), 1e-300)
     return JointSolution(
         beta=beta,
@@ -158,10 +183,12 @@ def solve_joint(
     it is the true cost of a feasible point and can only lie above the optimum.
 
     Keyword options for ``structure="full"``: ``init_scale`` (0.5), ``max_iter`` per stage
-    (5000), ``gtol`` (1e-11).  Any other ``structure`` is delegated to
+    (5000), ``gtol`` (1e-11); a restart of the returned solution that stops at ``max_iter``
+    issues a ``ConvergenceWarning``.  Any other ``structure`` is delegated to
     :func:`~atf_lite.solvers.joint_structured.solve_joint_structured` with the remaining
     keywords (``groups``, ``shape``, ``omega_b``, ``init_scale``, ``max_iter``, ``gtol``).
     """
+    check_option(structure, "structure", ("full", *STRUCTURES))
     if structure != "full":
         return solve_joint_structured(
             Phi, y, omega, structure=structure, restarts=restarts, seed=seed, **options
@@ -171,11 +198,15 @@ def solve_joint(
     if Phi.shape[0] > Phi.shape[1]:
         raise ValueError(f"Phi must have at most as many rows as columns (n ≤ p), got {Phi.shape}")
     restarts = check_positive_int(restarts, "restarts")
+    seed = check_seed(seed)
     settings = {"init_scale": 0.5, "max_iter": 5000, "gtol": 1e-11}
     unknown = sorted(set(options) - set(settings))
     if unknown:
         raise TypeError(f"solve_joint got unexpected keyword arguments {unknown}")
     settings.update(options)
+    settings["init_scale"] = check_real(settings["init_scale"], "init_scale", low=0.0)
+    settings["max_iter"] = check_positive_int(settings["max_iter"], "max_iter")
+    settings["gtol"] = check_real(settings["gtol"], "gtol", low=0.0, low_open=True)
     # Fail early, with the usual message, when no interpolator exists at all.
     min_norm_interpolator(Phi, y)
     return _solve_full(Phi, y, omega, restarts, seed, **settings)
@@ -225,6 +256,12 @@ def compare_with_theorem1(
     Theorem 1's value.
     """
     Phi, y = check_system(Phi, y)
+    if not isinstance(joint, JointSolution):
+        raise TypeError(f"joint must be a JointSolution, got {type(joint).__name__}")
+    if joint.gamma.shape[0] != Phi.shape[1]:
+        raise ValueError(
+            f"joint solves a problem with {joint.gamma.shape[0]} features, Phi has {Phi.shape[1]}"
+        )
     exact = theorem1_solution(Phi, y, omega)
     G_exact = exact.gamma()
     denominator = exact.objective if exact.objective > 0 else 1.0

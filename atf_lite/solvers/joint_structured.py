@@ -2,7 +2,35 @@
 
 With ``Phi = I`` and ``y = θ`` the joint problem is the definition of ``Ω̃(θ)``, so
 :func:`solve_joint_structured` checks :func:`atf_lite.theory.structured.structured_penalty`
-without using it.
+without using it; chapter 4 compares the two on random vectors and matrices.
+
+**Reduced objective.**  For a fixed transformation ``Γ`` the weights are the minimum-norm
+solution of ``ΦΓβ = y``, which leaves ``yᵀ(ΦΓΓᵀΦᵀ)⁻¹y + Ω(Γ)`` to minimise over ``Γ``.
+
+**Factors.**  ``Γ`` is assembled from square factors: ``p`` scalars (diagonal), one block per
+group (groups), or ``A`` (``[m, m]``) and ``B`` (``[d, d]``) with ``Γ = A ⊗ B`` (Kronecker).
+Each factor is written ``F = R diag(c)`` with ``R = exp(S − Sᵀ)`` a rotation (``S`` strictly
+lower triangular, its entries free parameters) and ``c ≥ 0``.  This loses no generality: the
+cost depends on a factor only through ``FFᵀ`` and its singular values, so in
+``F = R diag(c) Wᵀ`` the orthogonal ``W`` can be absorbed into the weights, and a reflection in
+``R`` can be moved into ``W``.
+
+**Scales.**  Each scale is written ``c = 1 + u − l`` with ``u ≥ 0`` and ``0 ≤ l ≤ 1`` and
+charged ``ω(1 + u) + ω(1 − l)``.  Because ``ω`` is monotone on each side of 1, this is at least
+``ω(c)``, with equality when ``u·l = 0``, so the minimum is unchanged; but the kink of a
+penalty such as ``|z − 1|`` at ``z = 1`` becomes a bound constraint, which L-BFGS-B treats
+exactly, instead of a point where the objective is not differentiable.
+
+**Gradients and restarts.**  Gradients are exact: the derivative of ``yᵀ(ΦΓΓᵀΦᵀ)⁻¹y`` with
+respect to ``Γ`` is ``−2Φᵀαβᵀ`` with ``α = (ΦΓΓᵀΦᵀ)⁻¹y``, carried through the Kronecker
+product and through the matrix exponential (the adjoint of its Fréchet derivative at ``W`` is
+the Fréchet derivative at ``Wᵀ``).  The problem is not convex in these parameters, so every
+problem is solved from several random starts (random rotations and scales); the best is
+returned, and the final objective of every start is reported (``restart_objectives``): a
+spread above rounding level shows a start that stopped at a more expensive stationary point.
+
+Nothing about the closed form (alignment of the factors with singular vectors, how a scale
+splits between ``A`` and ``B``) is assumed.
 """
 
 from __future__ import annotations
@@ -16,11 +44,11 @@ import scipy.optimize
 
 from .._threads import single_threaded
 from .._types import ArrayLike
-from .._validation import check_positive_int
+from .._validation import check_positive_int, check_real, check_seed
 from ..linalg import min_norm_interpolator, min_norm_weights
 from ..theory.penalties import Penalty, PenaltyLike, spectral_penalty
 from .alternating import check_structured_problem
-from .solution import JointSolution
+from .solution import JointSolution, warn_unconverged
 
 __all__ = ["solve_joint_structured"]
 
@@ -103,7 +131,7 @@ def _joint_objective(x, Phi, y, layout, structure, groups, shape):
     p = Phi.shape[1]
     parts = _unpack(x, layout)
     factors, Gamma = _assemble(parts, layout, structure, groups, p)
-    solved = min_norm_weights(Phi @ Gamma, y)
+    solved = min_norm_weights(Phi @ Gamma, y, check=False)
     if solved is None:  # singular ΦΓ: infinitely expensive, L-BFGS-B backtracks
         return np.inf, np.zeros_like(x)
     beta, alpha = solved
@@ -182,15 +210,20 @@ def solve_joint_structured(
     with singular vectors, how a scale splits between ``A`` and ``B``) is assumed.  Returns
     :class:`~atf_lite.solvers.solution.JointSolution`; its ``gamma`` is the dense ``[p, p]`` matrix
     (``np.kron(A, B)`` for Kronecker, with ``β = vec(M)`` row-major) and its ``objective`` is
-    the exact cost of the returned feasible point, recomputed from singular values.
+    the exact cost of the returned feasible point, recomputed from singular values.  The best
+    restart stopping at ``max_iter`` issues a ``ConvergenceWarning``.
     """
     structure, Phi, y, omega, omega_b, shape, groups = check_structured_problem(
         structure, Phi, y, omega, omega_b, shape, groups
     )
     p = Phi.shape[1]
+    if Phi.shape[0] > p:
+        raise ValueError(f"Phi must have at most as many rows as columns (n ≤ p), got {Phi.shape}")
     restarts = check_positive_int(restarts, "restarts")
-    if not init_scale >= 0:
-        raise ValueError(f"init_scale must be non-negative, got {init_scale!r}")
+    seed = check_seed(seed)
+    init_scale = check_real(init_scale, "init_scale", low=0.0)
+    max_iter = check_positive_int(max_iter, "max_iter")
+    gtol = check_real(gtol, "gtol", low=0.0, low_open=True)
     min_norm_interpolator(Phi, y)  # fail early, with a clear message, when y is out of range
     layout = _factor_layout(structure, p, groups, shape, omega, omega_b)
     bounds = _joint_bounds(layout)
@@ -210,8 +243,10 @@ def solve_joint_structured(
         finals.append(float(result.fun))
         if best is None or result.fun < best.fun:
             best = result
+    # Frames: here, solve_joint_structured, the thread-limit wrapper, the caller.
+    warn_unconverged(best, "solve_joint_structured", "max_iter", stacklevel=4)
     factors, Gamma = _assemble(_unpack(best.x, layout), layout, structure, groups, p)
-    beta, _ = min_norm_weights(Phi @ Gamma, y)
+    beta, _ = min_norm_weights(Phi @ Gamma, y, check=False)
     if structure == "kronecker":
         (_, Ra, ca), (_, Rb, cb) = factors
         transform_cost = spectral_penalty(Ra * ca, omega) + spectral_penalty(Rb * cb, omega_b)

@@ -1,15 +1,43 @@
-"""The result type shared by the brute-force solvers of the joint problem (AKL)."""
+"""The result type shared by the brute-force solvers of the joint problem (AKL), and the
+convergence verdict they share."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .._types import ArrayLike
-from .._validation import check_feature_columns
+from .._types import ArrayLike, ConvergenceWarning
+from .._validation import check_feature_columns, check_int
 
-__all__ = ["JointSolution"]
+__all__ = ["JointSolution", "warn_unconverged"]
+
+# scipy.optimize.minimize (L-BFGS-B) status: 1 means the iteration or evaluation limit stopped
+# it.  Status 2 (no decrease found by the line search) is the usual end at the rounding floor
+# of the objective, where ftol = 1e-16 cannot be met; it is reported in ``converged`` and
+# ``message`` but is not a stop short of the optimum, so it does not warn.
+_LIMIT_REACHED = 1
+
+
+def warn_unconverged(result: Any, solver: str, limit: str, *, stacklevel: int = 3) -> None:
+    """Warn (``ConvergenceWarning``) when an L-BFGS-B ``result`` stopped at its
+    iteration limit; ``limit`` names the option that raises it, ``stacklevel`` counts the
+    frames from here up to the user's call."""
+    if not hasattr(result, "status"):
+        raise TypeError(f"result must be a scipy OptimizeResult, got {type(result).__name__}")
+    for name, value in (("solver", solver), ("limit", limit)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {value!r}")
+    stacklevel = check_int(stacklevel, "stacklevel", minimum=1)
+    if getattr(result, "status", 0) == _LIMIT_REACHED:
+        warnings.warn(
+            f"{solver}: L-BFGS-B stopped at its limit after {result.nit} iterations "
+            f"({result.message}); the result is not converged, raise {limit}",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
 
 
 @dataclass(frozen=True)
@@ -50,5 +78,5 @@ class JointSolution:
 
     def predict(self, Phi: ArrayLike) -> np.ndarray:
         """Predictions ``φ(x)ᵀΓβ`` on features ``Phi`` (``[m, p]`` → ``[m]``)."""
-        Phi, _ = check_feature_columns(Phi, None, self.gamma.shape[0])
+        Phi, _ = check_feature_columns(Phi, None, self.gamma.shape[0], ("Phi", "Phi"))
         return Phi @ self.theta

@@ -9,19 +9,28 @@ parabolic polish), to about ``1e-12`` relative.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from .._types import UnpackableResult
+from .._validation import check_array
 from ._line_search import minimise_on_interval
 from .penalties import Penalty, PenaltyLike, as_penalty
 
-__all__ = ["effective_penalty", "adaptation_scale", "effective_penalty_and_scale"]
+__all__ = [
+    "PenaltyAndScale",
+    "effective_penalty",
+    "adaptation_scale",
+    "effective_penalty_and_scale",
+]
 
 # The search for s works in t = log z ∈ [0, log z_hi]; z_hi comes from a doubling ladder.
 _LADDER = 2.0 ** np.arange(1, 257)
 
 
 def _check_v(v: float | np.ndarray) -> np.ndarray:
-    arr = np.asarray(v, dtype=np.float64)
+    arr = check_array(v, "v", finite=False, allow_empty=True)
     if np.any(np.isnan(arr)):
         raise ValueError("v contains NaN")
     if np.any(arr < 0):
@@ -59,13 +68,23 @@ def _numerical_effective(omega: Penalty, v: np.ndarray) -> tuple[np.ndarray, np.
     return f, np.exp(t)
 
 
-def effective_penalty_and_scale(
-    v: float | np.ndarray, omega: PenaltyLike
-) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class PenaltyAndScale(UnpackableResult):
+    """``value``: the effective penalty ``ω̃(v)``; ``scale``: the adaptation scale ``s(v)``.
+
+    Floats for a scalar ``v``, float64 arrays of ``v``'s shape otherwise; unpacks as
+    ``value, scale = effective_penalty_and_scale(v, omega)``.
+    """
+
+    value: float | np.ndarray
+    scale: float | np.ndarray
+
+
+def effective_penalty_and_scale(v: float | np.ndarray, omega: PenaltyLike) -> PenaltyAndScale:
     """``(ω̃(v), s(v))`` in one pass; see :func:`effective_penalty` and :func:`adaptation_scale`.
 
     ``v`` is a non-negative scalar or array; scalars give floats, arrays give float64 arrays
-    of ``v``'s shape.
+    of ``v``'s shape (fields of the returned :class:`PenaltyAndScale`).
     """
     omega = as_penalty(omega)
     v_arr = _check_v(v)
@@ -81,8 +100,8 @@ def effective_penalty_and_scale(
             value[pos], scale[pos] = _numerical_effective(omega, vp)
     value, scale = value.reshape(v_arr.shape), scale.reshape(v_arr.shape)
     if v_arr.ndim == 0:
-        return float(value), float(scale)
-    return value, scale
+        return PenaltyAndScale(float(value), float(scale))
+    return PenaltyAndScale(value, scale)
 
 
 def effective_penalty(v: float | np.ndarray, omega: PenaltyLike) -> float | np.ndarray:
@@ -94,7 +113,7 @@ def effective_penalty(v: float | np.ndarray, omega: PenaltyLike) -> float | np.n
     provides them; otherwise numerical minimisation, accurate to about ``1e-12`` relative.
     Raises ``ValueError`` for negative, NaN or infinite ``v``.
     """
-    return effective_penalty_and_scale(v, omega)[0]
+    return effective_penalty_and_scale(v, omega).value
 
 
 def adaptation_scale(v: float | np.ndarray, omega: PenaltyLike) -> float | np.ndarray:
@@ -104,4 +123,4 @@ def adaptation_scale(v: float | np.ndarray, omega: PenaltyLike) -> float | np.nd
     :func:`effective_penalty`.  Without a closed form the minimiser is found numerically; if it
     is not unique, one of the minimisers is returned.
     """
-    return effective_penalty_and_scale(v, omega)[1]
+    return effective_penalty_and_scale(v, omega).scale

@@ -25,7 +25,13 @@ from typing import Union
 import numpy as np
 
 from .._types import ArrayLike
-from .._validation import as_float_array, check_nonnegative_array
+from .._validation import (
+    check_bool,
+    check_callable,
+    check_nonnegative_array,
+    check_square_matrix,
+    describe,
+)
 from ._line_search import minimise_on_interval
 
 __all__ = [
@@ -73,6 +79,15 @@ class Penalty:
     scale: ArrayFn | None = None
     smooth: bool = True
     smoothing: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, got {describe(self.name)}")
+        check_callable(self.func, "func")
+        for hook in ("derivative", "effective", "scale", "smoothing"):
+            if getattr(self, hook) is not None:
+                check_callable(getattr(self, hook), hook)
+        check_bool(self.smooth, "smooth")
 
     def __call__(self, z: float | np.ndarray) -> float | np.ndarray:
         z_arr = check_nonnegative_array(z, "z")
@@ -175,6 +190,11 @@ def penalty(
         return func
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string or None, got {describe(name)}")
+    if derivative is not None:
+        check_callable(derivative, "derivative")
+    check_bool(smooth, "smooth")
     name = name or getattr(func, "__name__", "omega")
     vec = _vectorised(func, name)
     _validate(vec, name)
@@ -187,7 +207,10 @@ PenaltyLike = Union[Penalty, Callable[[np.ndarray], np.ndarray]]
 
 
 def as_penalty(omega: PenaltyLike, name: str = "omega") -> Penalty:
-    """``omega`` as a :class:`Penalty` (a callable is validated by :func:`penalty`)."""
+    """``omega`` as a :class:`Penalty` (a callable is validated by :func:`penalty`; ``name``
+    is the argument's name in messages)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {describe(name)}")
     if isinstance(omega, Penalty):
         return omega
     if callable(omega):
@@ -326,7 +349,8 @@ def oplus(omega_a: PenaltyLike, omega_b: PenaltyLike) -> Penalty:
 
 
 def spectral_penalty(Gamma: ArrayLike, omega: PenaltyLike) -> float:
-    """``Ω(Γ) = Σ_i ω(σ_i(Γ))`` over the singular values of a square matrix ``Gamma``."""
+    """``Ω(Γ) = Σ_i ω(σ_i(Γ))`` over the singular values of a square matrix ``Gamma``
+    (``[p, p]``: a transformation of ``p`` features; a non-square matrix is refused)."""
+    Gamma = check_square_matrix(Gamma, "Gamma")
     omega = as_penalty(omega)
-    Gamma = as_float_array(Gamma, "Gamma", 2)
     return float(np.sum(omega.func(np.linalg.svd(Gamma, compute_uv=False))))

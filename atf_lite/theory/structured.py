@@ -22,17 +22,22 @@ This module holds the closed forms (:func:`structured_penalty`,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .._types import ArrayLike
+from .._types import ArrayLike, ConvergenceWarning, UnpackableResult
 from .._validation import (
     STRUCTURES,
     as_float_array,
+    check_array,
     check_groups,
+    check_positive_int,
+    check_real,
+    check_shape,
     check_structure,
     check_structure_options,
 )
@@ -41,6 +46,7 @@ from .penalties import Penalty, PenaltyLike, as_penalty
 
 __all__ = [
     "STRUCTURES",
+    "KroneckerScales",
     "StructuredPenalty",
     "kronecker_penalty_and_scales",
     "structured_penalty",
@@ -52,7 +58,7 @@ def _scale_function(omega: Penalty) -> Callable[[np.ndarray], np.ndarray]:
     (called directly, skipping the value and the input checks, since this runs in inner
     loops), else :func:`~atf_lite.theory.effective.effective_penalty_and_scale`."""
     if omega.scale is None:
-        return lambda v: effective_penalty_and_scale(v, omega)[1]
+        return lambda v: effective_penalty_and_scale(v, omega).scale
 
     def scale(v: np.ndarray) -> np.ndarray:
         out = np.ones_like(v)
@@ -63,6 +69,17 @@ def _scale_function(omega: Penalty) -> Callable[[np.ndarray], np.ndarray]:
     return scale
 
 
+@dataclass(frozen=True)
+class KroneckerScales(UnpackableResult):
+    """Result of :func:`kronecker_penalty_and_scales`, float64 arrays of ``v``'s shape:
+    ``value`` (``h(v)``), ``a`` and ``b`` (the optimal factor scales); unpacks as
+    ``h, a, b = ...`` and ``result[0]`` is ``h``."""
+
+    value: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+
 def kronecker_penalty_and_scales(
     v: float | np.ndarray,
     omega_a: PenaltyLike,
@@ -70,23 +87,28 @@ def kronecker_penalty_and_scales(
     *,
     tol: float = 1e-15,
     max_iter: int = 2000,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> KroneckerScales:
     """Per-singular-value penalty ``h(v)`` of the Kronecker structure and its optimal factors.
 
     ``h(v) = inf_{a, b ≥ 1} ωa(a) + ωb(b) + v²/(ab)²``, which equals the effective penalty of
-    ``ωa ⊕ ωb`` at ``v``.  Returns ``(h, a, b)``, float64 arrays of ``v``'s shape (``v ≥ 0``).
+    ``ωa ⊕ ωb`` at ``v``.  Returns :class:`KroneckerScales` ``(h, a, b)``, float64 arrays of
+    ``v``'s shape (``v ≥ 0``).
 
     Solved by exact alternating minimisation: for fixed ``b`` the best ``a`` is the adaptation
     scale of ``ωa`` at ``v/b``, and vice versa.  In log coordinates the objective is convex
     when ``x ↦ ω(eˣ)`` is convex on ``x ≥ 0`` (true of ``omega_sq``, ``omega_abs`` and their
     ``⊕``), and its non-smooth part is separable, so the alternation converges to the global
-    minimiser; it stops when ``a`` and ``b`` change by less than ``tol`` relative.
+    minimiser; it stops when ``a`` and ``b`` change by less than ``tol`` relative, and warns
+    (``ConvergenceWarning``) when ``max_iter ≥ 1`` sweeps did not get there.
     """
     omega_a = as_penalty(omega_a, "omega_a")
     omega_b = as_penalty(omega_b, "omega_b")
-    v_arr = np.asarray(v, dtype=np.float64)
+    v_arr = check_array(v, "v", finite=False, allow_empty=True)
     if np.any(~np.isfinite(v_arr)) or np.any(v_arr < 0):
         raise ValueError("v must be finite and non-negative")
+    tol = check_real(tol, "tol", low=0.0)
+    max_iter = check_positive_int(max_iter, "max_iter")
+    converged = False
     flat = v_arr.reshape(-1)
     a = np.ones_like(flat)
     b = np.ones_like(flat)
@@ -99,6 +121,7 @@ def kronecker_penalty_and_scales(
                      np.max(np.abs(b_new - b) / b_new, initial=0.0))
         a, b = a_new, b_new
         if change <= tol:
+            converged = True
             break
         # The sweep map is a contraction in log a; every third sweep, Aitken's Δ² extrapolation
         # jumps towards its fixed point.  The jump is kept only where it is finite and ≥ 0;
@@ -113,9 +136,16 @@ def kronecker_penalty_and_scales(
             a = np.where(ok, np.exp(np.where(ok, jump, 0.0)), a)
             b = scale_b(flat / a)
             history = []
+    if not converged:
+        warnings.warn(
+            f"kronecker_penalty_and_scales: the factor scales changed by {change:.3g} (relative) "
+            f"in the last of max_iter={max_iter} sweeps, more than tol={tol:g}; raise max_iter",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     h = omega_a.func(a) + omega_b.func(b) + (flat / (a * b)) ** 2
     shape = v_arr.shape
-    return h.reshape(shape), a.reshape(shape), b.reshape(shape)
+    return KroneckerScales(h.reshape(shape), a.reshape(shape), b.reshape(shape))
 
 
 @dataclass(frozen=True)
@@ -175,6 +205,12 @@ class StructuredPenalty:
         parameters (``groups``: the partition, for ``"groups"``; ``shape = (m, d)``, for
         ``"kronecker"``)."""
         structure = check_structure(structure)
+        p = check_positive_int(p, "p")
+        check_structure_options(structure, groups, None, shape)
+        if structure == "groups":
+            groups = check_groups(groups, p)
+        if structure == "kronecker":
+            shape = check_shape(shape, p)
         if structure == "diagonal":
             zeros = np.zeros(p)
             return cls(structure, 0.0, zeros, zeros, np.ones(p), zeros)
@@ -216,6 +252,9 @@ class StructuredPenalty:
         Row ``k`` is a feature vector ``φ``; the result holds the transformed features
         ``Γᵀφ`` (for Kronecker, ``Aᵀ X B`` with ``X`` the row reshaped to ``[m, d]``).
         """
+        rows = check_array(rows, "rows", ndim=2)
+        if rows.shape[1] != self.p:
+            raise ValueError(f"rows must have {self.p} columns, got shape {rows.shape}")
         if self.structure == "diagonal":
             return rows * self.scales
         if self.structure == "groups":

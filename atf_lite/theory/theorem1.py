@@ -88,7 +88,7 @@ class Theorem1Solution:
 
     def predict(self, Phi: ArrayLike) -> np.ndarray:
         """Predictions ``φ(x)ᵀΓβ = φ(x)ᵀβ̂`` on features ``Phi`` (``[m, p]`` → ``[m]``)."""
-        Phi, _ = check_feature_columns(Phi, None, self.beta_hat.size)
+        Phi, _ = check_feature_columns(Phi, None, self.beta_hat.size, ("Phi", "Phi"))
         return Phi @ self.beta_hat
 
 

@@ -165,13 +165,35 @@ class ProofDirective(SphinxDirective):
         return [node]
 
 
+# Body sections that sphinx-proof and sphinx-exercise give one fixed id on every page.
+_SHARED_BODY_IDS = ("proof-content", "exercise-content", "solution-content")
+
+
 def unique_theorem_body_ids(app: Sphinx, doctree: nodes.document) -> None:
-    """sphinx-proof gives every theorem body ``id="proof-content"``: derive one from its box."""
-    for serial, section in enumerate(
-        (s for s in doctree.findall(nodes.section) if s["ids"] == ["proof-content"]), start=1
-    ):
-        parent_ids = section.parent.get("ids", []) if section.parent is not None else []
-        section["ids"] = [f"{parent_ids[0]}-content" if parent_ids else f"statement-{serial}"]
+    """Theorem, exercise and solution bodies all share an id per kind (``proof-content``,
+    ``exercise-content``, ``solution-content``): derive a unique one from the enclosing box."""
+    for kind in _SHARED_BODY_IDS:
+        stem = kind.removesuffix("-content")
+        sections = [s for s in doctree.findall(nodes.section) if s["ids"] == [kind]]
+        for serial, section in enumerate(sections, start=1):
+            parent_ids = section.parent.get("ids", []) if section.parent is not None else []
+            section["ids"] = [f"{parent_ids[0]}-content" if parent_ids else f"{stem}-{serial}"]
+
+
+def unique_element_ids(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Citations inside autodoc docstrings are numbered per docstring (``id1``, ``id2``, ...), so
+    one API page can repeat an id; every later repeat gets a numeric suffix. Nothing links to
+    these citation anchors, so no reference needs to follow the new name."""
+    seen: set[str] = set()
+    for node in doctree.findall(nodes.Element):
+        ids = node.get("ids", [])
+        for position, element_id in enumerate(ids):
+            if element_id in seen:
+                serial = 2
+                while f"{element_id}-{serial}" in seen:
+                    serial += 1
+                element_id = ids[position] = f"{element_id}-{serial}"
+            seen.add(element_id)
 
 
 # --- repository and launch buttons --------------------------------------------------------------
@@ -258,4 +280,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("autodoc-process-docstring", link_plain_citations)
     app.connect("html-page-context", page_assets, priority=900)
     app.connect("doctree-resolved", drop_thebe_config, priority=900)
+    app.connect("doctree-resolved", unique_element_ids, priority=950)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
