@@ -40,7 +40,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validation import check_nonnegative_int, check_positive_int, to_numpy
+from .._validation import (
+    check_nonnegative_int,
+    check_positive_int,
+    check_real,
+    describe,
+    is_integer,
+    to_numpy,
+)
 from ..alignment import decompose_kernel, kernel_alignment, label_kernel
 from ..cache import cached
 from ..data import DATASETS, load_digits_pair, load_mnist_pair
@@ -118,16 +125,21 @@ class CNNAlignmentSettings:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if len(self.pair) != 2:
-            raise ValueError(f"pair must be two digit classes (a, b), got {self.pair!r}")
+        pair = self.pair
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, (tuple, list)) or len(pair) != 2 \
+                or not all(is_integer(c) and 0 <= c <= 9 for c in pair):
+            raise ValueError(f"pair must be two digit classes (a, b), got {describe(pair)}")
         if self.n is not None:
             check_positive_int(self.n, "n")
+        for name in ("channels", "hidden"):
+            values = getattr(self, name)
+            if isinstance(values, (str, bytes)) or not isinstance(values, (tuple, list)):
+                raise ValueError(f"{name} must be a sequence of positive integers, got "
+                                 f"{describe(values)}")
+            for value in values:
+                check_positive_int(value, name)
         if not self.channels:
             raise ValueError("channels must name at least one convolution block")
-        for value in self.channels:
-            check_positive_int(value, "channels")
-        for value in self.hidden:
-            check_positive_int(value, "hidden")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         for name in ("epochs", "nodes", "target_width", "target_depth"):
@@ -135,10 +147,9 @@ class CNNAlignmentSettings:
         if self.batch_size is not None:
             check_positive_int(self.batch_size, "batch_size")
         check_nonnegative_int(self.seed, "seed")
-        if not np.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        check_real(self.lr, "lr", low=0.0, low_open=True)
+        check_real(self.momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        check_real(self.ridge, "ridge", low=0.0)
         if self.rule not in QUADRATURE_RULES:
             raise ValueError(f"rule must be one of {QUADRATURE_RULES}, got {self.rule!r}")
         fix = object.__setattr__
@@ -293,9 +304,16 @@ def cnn_alignment_experiment_seeds(
     settings: CNNAlignmentSettings, seeds: Iterable[int], **options: Any
 ) -> list[CNNAlignmentResult]:
     """:func:`cnn_alignment_experiment` for each of ``seeds`` in place of ``settings.seed``."""
+    if not isinstance(settings, CNNAlignmentSettings):
+        raise TypeError(f"settings must be a CNNAlignmentSettings, got {describe(settings)}")
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ValueError(f"seeds must be an iterable of integers, got {describe(seeds)}")
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must not be empty")
+    for seed in seeds:
+        if not is_integer(seed) or seed < 0:
+            raise ValueError(f"seeds must be non-negative integers, got {describe(seed)}")
     return [
         cnn_alignment_experiment(dataclasses.replace(settings, seed=seed), **options)
         for seed in progress_bar(seeds, desc="seeds", enabled=options.get("progress"))
@@ -305,6 +323,8 @@ def cnn_alignment_experiment_seeds(
 def add_cnn_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``--arch``, ``--channels`` and ``--hidden`` options of ``python -m atf_lite
     alignment`` (``--width`` is the MLP's only)."""
+    if not isinstance(parser, argparse.ArgumentParser):
+        raise TypeError(f"parser must be an argparse.ArgumentParser, got {describe(parser)}")
     parser.add_argument(
         "--arch", choices=ARCHS, default="mlp",
         help="mlp: the paper's MLP (default); cnn: the book's convolutional network "
@@ -325,6 +345,8 @@ def add_cnn_arguments(parser: argparse.ArgumentParser) -> None:
 def cnn_settings_from_args(args: argparse.Namespace) -> CNNAlignmentSettings:
     """The :class:`CNNAlignmentSettings` of parsed ``alignment`` options (``--n`` defaults to
     all images for digits and to 500 for MNIST, ``--target-width`` to the MLP run's 256)."""
+    if not isinstance(args, argparse.Namespace):
+        raise TypeError(f"args must be an argparse.Namespace, got {describe(args)}")
     n = args.n if args.n is not None else (DEFAULT_MNIST_N if args.dataset == "mnist" else None)
     return CNNAlignmentSettings(
         dataset=args.dataset,
@@ -363,6 +385,8 @@ def _command(args: argparse.Namespace, settings: CNNAlignmentSettings) -> str:
 def run_cnn_cli(args: argparse.Namespace) -> int:
     """``python -m atf_lite alignment --arch cnn``: one seed, Figures 1 and 3 and
     ``summary.json`` (the MLP run's schema plus ``"arch": "cnn"``), and a printed summary."""
+    if not isinstance(args, argparse.Namespace):
+        raise TypeError(f"args must be an argparse.Namespace, got {describe(args)}")
     start = time.perf_counter()
     try:
         settings = cnn_settings_from_args(args)

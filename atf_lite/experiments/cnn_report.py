@@ -18,7 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..networks.conv_tangent import cnn_layer_signals, cnn_layers, patch_gram_is_cheaper
+from .._validation import describe, is_integer
+from ..networks.conv_tangent import (
+    check_cnn_inputs,
+    cnn_layer_signals,
+    cnn_layers,
+    patch_gram_is_cheaper,
+)
 from ..networks.functional import Params
 from ..plotting import COLORS
 
@@ -42,7 +48,7 @@ def parametrised_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def _layer_index(model: nn.Module, layer: int) -> int:
     count = len(parametrised_layers(model))
-    if not isinstance(layer, (int, np.integer)) or not -count <= layer < count:
+    if not is_integer(layer) or not -count <= layer < count:
         raise ValueError(f"layer must index one of the {count} parametrised layers, got {layer!r}")
     return int(layer) % count
 
@@ -63,6 +69,10 @@ def position_pair_terms(
     layer's output grid), column ``q`` to position ``q`` of ``x2``.
     """
     index = _layer_index(model, layer)
+    for name, x in (("x1", x1), ("x2", x2)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor (one input), got {describe(x)}")
+        check_cnn_inputs(x[None], model, name)
     H, G, has_bias = cnn_layer_signals(torch.stack([x1, x2]), model, params)[index]
     H, G = H.to(torch.float64), G.to(torch.float64)
     inputs = H[0].T @ H[1] + (1.0 if has_bias else 0.0)
@@ -76,6 +86,7 @@ def contraction_costs(X: torch.Tensor, model: nn.Module) -> list[dict[str, Any]]
     (``P²·(M + D + 2)``), the per-input cost of forming the features (``P·M·(D + 1)``) and
     ``method``, the cheaper one, which :mod:`atf_lite.networks.conv_tangent` uses.  ``X``:
     inputs of the model (only the first is used, for the shapes)."""
+    check_cnn_inputs(X, model, "X")
     signals = cnn_layer_signals(X[:1], model)
     rows = []
     for (name, module), (H, G, _) in zip(parametrised_layers(model), signals):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
+from .._validation import check_bool, check_positive_int, check_seed, describe, is_integer
 from ..perturbation import perturb_ulp_, perturbation_seed
 from .mlp import INITS
 
@@ -42,9 +42,21 @@ def _initialise_(weight: torch.Tensor, init: str, generator: torch.Generator) ->
         nn.init.trunc_normal_(weight, 0.0, std, -2.0 * std, 2.0 * std, generator=generator)
 
 
+def _positive_ints(values: object, name: str) -> list[int]:
+    """``values`` as a list of positive ints (any sequence of them, possibly empty)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} must be a sequence of positive integers, got {describe(values)}")
+    if not all(is_integer(v) and v >= 1 for v in values):
+        raise ValueError(f"{name} must be positive integers, got {list(values)!r}")
+    return [int(v) for v in values]
+
+
 def _check_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:
+    if isinstance(image_shape, (str, bytes)) or not isinstance(image_shape, Sequence):
+        raise ValueError(f"image_shape must be (channels, height, width), got "
+                         f"{describe(image_shape)}")
     shape = tuple(image_shape)
-    if len(shape) != 3 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in shape):
+    if len(shape) != 3 or not all(is_integer(v) and v >= 1 for v in shape):
         raise ValueError(
             f"image_shape must be three positive integers (channels, height, width), got "
             f"{image_shape!r}"
@@ -86,15 +98,13 @@ def cnn(
     (:func:`atf_lite.perturbation.perturb_ulp_`), exactly as for ``mlp``.
     """
     c, height, width = _check_shape(image_shape)
-    channels, hidden = list(channels), list(hidden)
-    for name, values in (("channels", channels), ("hidden", hidden)):
-        if not all(isinstance(v, (int, np.integer)) and v >= 1 for v in values):
-            raise ValueError(f"{name} must be positive integers, got {values!r}")
+    channels, hidden = _positive_ints(channels, "channels"), _positive_ints(hidden, "hidden")
     if not channels:
         raise ValueError("channels must name at least one convolution block")
-    for name, value in (("d_out", d_out), ("kernel_size", kernel_size)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    d_out, kernel_size = check_positive_int(d_out, "d_out"), check_positive_int(kernel_size,
+                                                                               "kernel_size")
+    bias, flat_input = check_bool(bias, "bias"), check_bool(flat_input, "flat_input")
+    seed = check_seed(seed)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if init not in INITS:
@@ -130,8 +140,7 @@ def cnn(
 def image_shape_for(d: int) -> tuple[int, int, int]:
     """``(1, s, s)`` for flattened square grey-scale images of ``d = s²`` pixels (MNIST: 784 →
     28×28; scikit-learn's digits: 64 → 8×8); ``ValueError`` when ``d`` is not a square."""
-    if not isinstance(d, (int, np.integer)) or d < 1:
-        raise ValueError(f"d must be a positive integer, got {d!r}")
+    d = check_positive_int(d, "d")
     side = math.isqrt(int(d))
     if side * side != d:
         raise ValueError(f"d = {d} pixels is not a square image; pass image_shape explicitly")

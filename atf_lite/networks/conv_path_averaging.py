@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .conv_tangent import cnn_layers, cnn_tangent_features
+from .._validation import check_int
+from .conv_tangent import check_cnn_inputs, cnn_tangent_features
 from .functional import (
     MAX_BLOCK_FLOATS,
     Params,
-    check_inputs,
     flatten_params,
     model_output,
     model_params,
@@ -44,10 +44,14 @@ def cnn_path_averaged_features(
     must be a network that :func:`~atf_lite.networks.conv_tangent.cnn_layers` accepts.  Rows are
     processed in blocks of ``batch_size`` (default: blocks of ``Phi_bar`` under 2**26 floats).
     """
-    check_inputs(X, "X")
-    cnn_layers(model)
-    theta0 = model_params(model, params0)
-    theta1 = model_params(model, params1)
+    check_cnn_inputs(X, model, "X")
+    for name, params in (("params0", params0), ("params1", params1)):
+        if params is None:
+            raise TypeError(f"{name} must be a name -> tensor mapping, got None")
+    theta0 = model_params(model, params0, name="params0")
+    theta1 = model_params(model, params1, name="params1")
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
     t, w = quadrature_rule(nodes, rule=rule)
     thetas = [
         {name: theta0[name] + float(t_k) * (theta1[name] - theta0[name]) for name in theta0}

@@ -40,18 +40,21 @@ too.  Inputs are images ``[n, C, H, W]``, or rows ``[n, d]`` for a model that st
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validation import check_int, describe
 from .functional import MAX_BLOCK_FLOATS, Params, check_inputs, model_params, scalar_output
 
 __all__ = [
     "PARAMETER_FREE_MODULES",
     "cnn_layers",
     "is_structured_cnn",
+    "check_cnn_inputs",
     "cnn_layer_signals",
     "cnn_tangent_features",
     "cnn_tangent_kernel",
@@ -80,7 +83,8 @@ def cnn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     unsupported module otherwise."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(
-            f"the structured method needs an nn.Sequential network, got {type(model).__name__}"
+            f"model must be an nn.Sequential network for the structured method, got "
+            f"{describe(model)}"
         )
     children = list(model.named_children())
     for name, module in children:
@@ -103,12 +107,36 @@ def cnn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def is_structured_cnn(model: nn.Module) -> bool:
-    """Whether :func:`cnn_layers` accepts ``model`` (convolutional networks and MLPs)."""
+    """Whether :func:`cnn_layers` accepts ``model`` (convolutional networks and MLPs);
+    ``TypeError`` when ``model`` is not an ``nn.Module`` at all."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {describe(model)}")
     try:
         cnn_layers(model)
     except TypeError:
         return False
     return True
+
+
+def check_cnn_inputs(X: torch.Tensor, model: nn.Module, name: str = "X") -> None:
+    """``X`` must be a finite real floating-point batch ``[n, ...]`` of the shape that the first
+    module of ``model`` (a network :func:`cnn_layers` accepts) takes: ``[n, C·H·W]`` before an
+    ``nn.Unflatten`` to ``(C, H, W)``, ``[n, C, H, W]`` with ``C`` input channels before an
+    ``nn.Conv2d``, ``[..., d]`` before an ``nn.Linear``.  Errors name ``name``."""
+    check_inputs(X, name)
+    first = cnn_layers(model)[0][1]
+    if isinstance(first, nn.Unflatten):
+        size = math.prod(first.unflattened_size)
+        if X.ndim != 2 or X.shape[1] != size:
+            raise ValueError(f"{name} must have shape [n, {size}] (flattened "
+                             f"{tuple(first.unflattened_size)} images), got {tuple(X.shape)}")
+    elif isinstance(first, nn.Conv2d):
+        if X.ndim != 4 or X.shape[1] != first.in_channels:
+            raise ValueError(f"{name} must have shape [n, {first.in_channels}, H, W], got "
+                             f"{tuple(X.shape)}")
+    elif isinstance(first, nn.Linear) and X.shape[-1] != first.in_features:
+        raise ValueError(f"{name} must have shape [n, {first.in_features}], got "
+                         f"{tuple(X.shape)}")
 
 
 def _padding(conv: nn.Conv2d) -> tuple[int, int, int, int]:
@@ -155,7 +183,7 @@ def cnn_layer_signals(
     tangent features for input ``i`` are ``G_i H_iᵀ`` (weights, ``[M, D]``) and ``G_i 1``
     (bias).  One forward and one backward pass for all rows of ``X``.
     """
-    check_inputs(X, "X")
+    check_cnn_inputs(X, model, "X")
     children = cnn_layers(model)
     theta = model_params(model, params)
     patches, outputs, biases, convolutions = [], [], [], []
@@ -210,9 +238,7 @@ def layer_features(H: torch.Tensor, G: torch.Tensor, has_bias: bool) -> torch.Te
 
 def _rows_per_block(n: int, per_row: int, batch_size: int | None) -> int:
     if batch_size is not None:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        return batch_size
+        return check_int(batch_size, "batch_size", minimum=1)
     return max(1, min(n, SIGNAL_BLOCK_FLOATS // max(per_row, 1)))
 
 
@@ -238,7 +264,7 @@ def cnn_tangent_features(
     as :func:`~atf_lite.networks.tangent.tangent_features`.  ``batch_size`` rows are processed at
     once (default: as many as keep the layer signals of a block under 2**20 floats).
     """
-    check_inputs(X, "X")
+    check_cnn_inputs(X, model, "X")
     theta = model_params(model, params)
     blocks = [
         torch.cat([layer_features(H, G, b) for H, G, b in signals], dim=1)
@@ -340,9 +366,9 @@ def cnn_tangent_kernel(
     Each layer takes the cheaper of the two contractions of the module docstring; ``X2=None``
     means ``X2 = X1``.  ``batch_size`` bounds the rows whose layer signals are held at once.
     """
-    check_inputs(X1, "X1")
+    check_cnn_inputs(X1, model, "X1")
     if X2 is not None:
-        check_inputs(X2, "X2")
+        check_cnn_inputs(X2, model, "X2")
     theta = model_params(model, params)
     factors1 = _factors(X1, model, theta, batch_size)
     factors2 = factors1 if X2 is None else _factors(X2, model, theta, batch_size)
@@ -382,15 +408,18 @@ def cnn_layer_adapted_kernel(
     position.  With every entry ``None`` this is the tangent kernel.  ``X2=None`` means
     ``X2 = X1``.
     """
-    check_inputs(X1, "X1")
+    check_cnn_inputs(X1, model, "X1")
     if X2 is not None:
-        check_inputs(X2, "X2")
+        check_cnn_inputs(X2, model, "X2")
     theta = model_params(model, params)
     shapes = [
         (theta[f"{name}.weight"].shape[0],
          theta[f"{name}.weight"][0].numel() + (f"{name}.bias" in theta))
         for name, module in cnn_layers(model) if isinstance(module, (nn.Conv2d, nn.Linear))
     ]
+    if isinstance(transforms, (str, bytes)) or not isinstance(transforms, Sequence):
+        raise TypeError(f"transforms must be a list of (A, B) pairs or None, got "
+                        f"{describe(transforms)}")
     if len(transforms) != len(shapes):
         raise ValueError(
             f"transforms must have one entry per convolution or dense layer ({len(shapes)}), "
