@@ -137,6 +137,8 @@ _EXPORTS: dict[str, str] = {
     "kronecker_sizes": "atf_lite.experiments.cnn_report",
     "plot_position_contributions": "atf_lite.experiments.cnn_report",
     "plot_alignment_by_architecture": "atf_lite.experiments.cnn_report",
+    "alignment_by_architecture": "atf_lite.experiments.cnn_report",
+    "format_architecture_table": "atf_lite.experiments.cnn_report",
     "load_splits": "atf_lite.experiments.sample_complexity_data",
     "TrainSettings": "atf_lite.experiments.sample_complexity_run",
     "SampleComplexitySettings": "atf_lite.experiments.sample_complexity_run",

@@ -935,6 +935,7 @@ NOT_SWEPT: dict[str, str] = {
     )},
     **{f"atf_lite.experiments.cnn_report:{name}": _CHAPTER_FIGURE for name in (
         "plot_position_contributions", "plot_alignment_by_architecture",
+        "alignment_by_architecture", "format_architecture_table",
     )},
     "atf_lite.experiments.cnn_alignment:CNNAlignmentResult": _RECORD,
     **{f"atf_lite.networks.{name}": _INNER_STEP for name in (

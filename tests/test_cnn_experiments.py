@@ -219,3 +219,27 @@ def test_chapter_figures_draw(tmp_path):
                                         "cnn": {"regression": [0.1, 0.2], "sign": [0.2, 0.1]}})
     assert len(ax.lines) >= 4
     plt.close("all")
+
+
+def test_alignment_tables_by_architecture():
+    from atf_lite.experiments.cnn_report import (
+        alignment_by_architecture,
+        format_architecture_table,
+    )
+
+    def summary(seed, shift):
+        entry = {"train_loss": 1e-3, "identity_residual": 2e-4, "tangent_norm": 3.0,
+                 "alignment_initial": 0.05, "alignment": 0.2 + shift,
+                 "alignment_change": 0.5 + shift}
+        return {"config": {"seed": seed},
+                "tasks": {"regression": entry, "sign": {**entry, "alignment": 0.3 + shift}}}
+
+    summaries = {"mlp": [summary(0, 0.0), summary(1, 0.01)], "cnn": [summary(0, 0.1)]}
+    values = alignment_by_architecture(summaries)
+    assert values == {"mlp": {"regression": [0.2, 0.21], "sign": [0.3, 0.31]},
+                      "cnn": {"regression": [pytest.approx(0.3)], "sign": [0.4]}}
+    assert alignment_by_architecture(summaries, metric="alignment_change")["mlp"]["sign"] == [
+        0.5, 0.51]
+    table = format_architecture_table(summaries).splitlines()
+    assert len(table) == 1 + 2 * 3 and table[-1].split()[:3] == ["cnn", "0", "sign"]
+    assert table[-1].split()[-3:] == ["0.050", "0.400", "0.600"]

@@ -38,6 +38,8 @@ __all__ = [
     "kronecker_sizes",
     "plot_position_contributions",
     "plot_alignment_by_architecture",
+    "alignment_by_architecture",
+    "format_architecture_table",
 ]
 
 
@@ -179,3 +181,32 @@ def plot_alignment_by_architecture(
     ax.set_xlim(-0.5, 4.0)
     ax.set_ylabel(metric.replace("_", " "))
     ax.legend()
+
+
+def alignment_by_architecture(
+    summaries: Mapping[str, Sequence[Mapping[str, Any]]], *, metric: str = "alignment"
+) -> dict[str, dict[str, list[float]]]:
+    """``values[arch][task]``: the per-seed ``metric`` of the alignment runs' ``summary.json``
+    dicts ``summaries[arch]`` (one per seed, in the given order), for the plot of
+    :func:`plot_alignment_by_architecture`."""
+    return {arch: {task: [float(s["tasks"][task][metric]) for s in runs]
+                   for task in ("regression", "sign")}
+            for arch, runs in summaries.items()}
+
+
+def format_architecture_table(summaries: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """A text table of the alignment runs' ``summary.json`` dicts, ``summaries[arch]`` one per
+    seed: per architecture, seed and task the training MSE, the residual of the path identity,
+    Theorem 1's difficulty ``‖β̂‖``, and the alignments with ``K_ŷ`` of ``K0``, ``K̄`` and
+    ``K̄ − K0``."""
+    lines = [f"{'arch':<5}{'seed':>5}  {'task':<11}{'train MSE':>10}{'residual':>10}"
+             f"{'‖β̂‖':>7}{'cos K0':>8}{'cos K̄':>8}{'cos K̄−K0':>10}"]
+    for arch, runs in summaries.items():
+        for summary in runs:
+            for task, entry in summary["tasks"].items():
+                lines.append(
+                    f"{arch:<5}{summary['config']['seed']:>5}  {task:<11}"
+                    f"{entry['train_loss']:10.0e}{entry['identity_residual']:10.0e}"
+                    f"{entry['tangent_norm']:7.2f}{entry['alignment_initial']:8.3f}"
+                    f"{entry['alignment']:8.3f}{entry['alignment_change']:10.3f}")
+    return "\n".join(lines)
