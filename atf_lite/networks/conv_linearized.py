@@ -23,7 +23,7 @@ from torch import nn
 
 __all__ = ["LINEAR_MODULES", "conv_tangent_plan", "linearized_forward"]
 
-#: Parameter-free modules that are linear maps: they act on the tangent as on the value.
+#: Parameter-free modules that are linear maps, which act on the tangent as on the value.
 LINEAR_MODULES = (nn.Identity, nn.Flatten, nn.Unflatten, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
 
 

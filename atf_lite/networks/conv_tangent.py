@@ -2,7 +2,7 @@
 
 A convolution with weight ``W`` (``[M, C, k_h, k_w]``) and bias ``b`` computes, at each of its
 ``P`` output positions ``p``, ``z_p = W u_p + b``, where ``u_p ∈ R^D`` (``D = C·k_h·k_w``) is
-the input patch that the kernel sees there (the columns of :func:`torch.nn.functional.unfold`,
+the input patch that the kernel sees there (the columns of ``torch.nn.functional.unfold``,
 see :func:`conv_patches`; ``W`` flattened to ``[M, D]``).  The same weights act at every
 position, so the tangent features of one input ``x`` are a *sum over positions* of outer
 products,
@@ -65,7 +65,7 @@ __all__ = [
     "gram_term",
 ]
 
-#: Parameter-free modules allowed between the layers: each input is processed on its own, so a
+#: Parameter-free modules allowed between the layers.  Each input is processed on its own, so a
 #: layer's tangent features stay the sums of outer products above.
 PARAMETER_FREE_MODULES = (
     nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.Softplus, nn.ELU,
@@ -160,7 +160,7 @@ def conv_patches(h: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
     Column ``p`` is the patch at output position ``p`` (row-major), flattened like a row of the
     weight (channel, kernel row, kernel column): the same matrix as
-    :func:`torch.nn.functional.unfold`, gathered through a strided view of the padded input,
+    ``torch.nn.functional.unfold``, gathered through a strided view of the padded input,
     which is several times faster on a CPU.
     """
     x = F.pad(h, _padding(conv))
