@@ -256,7 +256,7 @@ class AdaptiveNet(_TangentModel):
     kind = "adaptive"
 
     def __init__(self, base: nn.Module, *, output_scale: float = 1.0) -> None:
-        if not is_structured_cnn(base):
+        if not isinstance(base, nn.Module) or not is_structured_cnn(base):
             raise TypeError(
                 "AdaptiveNet needs base to be an nn.Sequential of nn.Linear / nn.Conv2d layers "
                 f"and parameter-free modules, got {type(base).__name__}"
