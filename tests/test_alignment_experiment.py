@@ -12,14 +12,28 @@ from atf_lite.alignment import kernel_alignment as cosine
 from atf_lite.alignment import label_kernel
 from atf_lite.cache import cache_dir
 from atf_lite.data import load_digits_pair
-from atf_lite.experiments.alignment_report import diagonal_quarters, format_seed_table, summary
+from atf_lite.experiments.alignment_checks import (
+    StageProgress,
+    TasksCoincideWarning,
+    task_overlap,
+)
+from atf_lite.experiments.alignment_quadrature import quadrature_convergence, quadrature_table
+from atf_lite.experiments.alignment_report import (
+    binned_diagonal,
+    diagonal_quarters,
+    format_seed_table,
+    plot_difficulty,
+    plot_kernels,
+    plot_quadrature_convergence,
+    summary,
+    theorem1_alignment,
+)
 from atf_lite.experiments.alignment_run import (
     TARGET_SEED_OFFSET,
     TASKS,
     AlignmentSettings,
     alignment_experiment,
     alignment_experiment_seeds,
-    quadrature_table,
     random_feature_targets,
 )
 from atf_lite.experiments.cli import main
@@ -106,13 +120,13 @@ def test_experiment_quantities_agree_with_their_definitions(tiny):
         np.testing.assert_allclose(result.K0, K0, rtol=1e-5, atol=1e-5)
         K_final = tangent_kernel(result.X, model, task.params1).double().numpy()
         np.testing.assert_allclose(task.K_final, K_final, rtol=1e-5, atol=1e-5)
-        path = path_averaged_features(
-            result.X, model, task.params0, task.params1, nodes=TINY["nodes"]
-        )
+        # K̄ is integrated exactly by default: the path identity holds to float64 round-off.
+        path = path_averaged_features(result.X, model, task.params0, task.params1, rule="exact")
         Phi_bar, residual = path.Phi_bar, path.residual
-        np.testing.assert_allclose(task.K_bar, (Phi_bar @ Phi_bar.T).double(), rtol=1e-4)
-        assert task.identity_residual == pytest.approx(residual, rel=1e-4)
-        assert task.identity_residual < 0.05
+        np.testing.assert_allclose(task.K_bar, (Phi_bar @ Phi_bar.T).numpy(), rtol=1e-10)
+        assert task.identity_residual == pytest.approx(residual, rel=1e-3, abs=1e-15)
+        assert task.identity_residual < 1e-12
+        np.testing.assert_array_equal(task.pieces, path.pieces)
         # Outputs and kernels as stored.
         output1 = model_output(result.X, model, task.params1).double().numpy()
         np.testing.assert_allclose(task.output1, output1, rtol=1e-6)
@@ -157,7 +171,7 @@ def test_diagonal_quarters_and_summary(tiny):
 
 
 def test_results_are_cached_and_deterministic():
-    settings = AlignmentSettings(n=24, width=8, epochs=5, nodes=8)
+    settings = AlignmentSettings(n=24, width=8, epochs=5, nodes=8, rule="gauss-legendre")
     first = alignment_experiment(settings)
     assert len(list(cache_dir().glob("kernel-alignment-*.pkl"))) == 1
     cached = alignment_experiment(settings)
@@ -178,7 +192,7 @@ def test_settings_are_normalised_and_recorded():
     assert settings.as_dict() == {
         "dataset": "digits", "pair": [4, 9], "n": 30, "width": 8, "depth": 2, "seed": 0,
         "epochs": 200, "lr": 0.1, "momentum": 0.9, "batch_size": 32, "nodes": 512,
-        "rule": "gauss-legendre", "ridge": 1e-3, "target_width": 8, "schedule": "cosine",
+        "rule": "exact", "ridge": 1e-3, "target_width": 8, "schedule": "cosine",
         "mnist_split": "test",
     }
     with pytest.raises(TypeError, match="AlignmentSettings"):
@@ -274,3 +288,122 @@ def test_quadrature_table_matches_direct_residuals(tiny):
         quadrature_table(tiny, task="classification")
     with pytest.raises(ValueError, match="rule"):
         quadrature_table(tiny, rules=("simpson",))
+
+
+def test_cli_defaults_to_the_exact_rule_and_records_it(tmp_path, capsys):
+    out = tmp_path / "exact"
+    args = ["alignment", "--n", "30", "--width", "8", "--epochs", "5", "--target-width", "4"]
+    assert main(args + ["--out", str(out)]) == 0
+    payload = json.loads((out / "summary.json").read_text())
+    assert payload["config"]["rule"] == "exact" and "--rule exact" in payload["command"]
+    assert "--nodes" not in payload["command"]
+    for task in TASKS:
+        entry = payload["tasks"][task]
+        assert entry["identity_residual"] < 1e-12
+        assert entry["pieces_per_input"]["max"] >= entry["pieces_per_input"]["median"] >= 1
+    assert "pieces per input" in capsys.readouterr().out
+    # A quadrature rule keeps its node count in the command.
+    args += ["--rule", "trapezoid", "--nodes", "16", "--out", str(tmp_path / "trapezoid")]
+    assert main(args) == 0
+    payload = json.loads((tmp_path / "trapezoid" / "summary.json").read_text())
+    assert "--rule trapezoid --nodes 16" in payload["command"]
+    assert payload["tasks"]["sign"]["pieces_per_input"] is None
+
+
+def test_coinciding_tasks_are_warned_about_and_recorded(tmp_path, capsys):
+    # 30 digits and a random network of 32 units: its features fit the ±1 labels almost
+    # exactly, so y is nearly ±1 and the two tasks nearly coincide.
+    settings = AlignmentSettings(n=30, width=8, epochs=3, target_width=32)
+    with pytest.warns(TasksCoincideWarning, match="target width"):
+        result = alignment_experiment(settings)
+    overlap = task_overlap(result.y, result.labels, 32)
+    assert overlap["warning"] is not None and "0.8 n" in overlap["warning"]
+    assert summary(result)["warnings"] == [overlap["warning"]]
+    with pytest.warns(TasksCoincideWarning, match="seed 1"):
+        alignment_experiment_seeds(settings, [1])
+    out = tmp_path / "warned"
+    args = ["alignment", "--n", "30", "--width", "8", "--epochs", "3", "--target-width", "32"]
+    assert main(args + ["--out", str(out)]) == 0
+    assert "warning: the regression and sign tasks nearly coincide" in capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["warnings"]
+    # Separated tasks: no warning.
+    y = np.linspace(-1.5, 1.5, 100)
+    assert task_overlap(y, np.sign(y), 8)["warning"] is None
+    assert task_overlap(np.sign(y), np.sign(y), 8)["fraction_abs_y_below_half"] == 0.0
+    assert "|y| < 0.5" in task_overlap(np.sign(y), np.sign(y), 8)["warning"]
+
+
+def test_progress_is_one_line_per_stage_when_stderr_is_not_a_terminal(capsys):
+    # Under pytest standard error is captured, not a terminal.
+    settings = AlignmentSettings(n=24, width=8, epochs=3, target_width=4)
+    alignment_experiment(settings, progress=True, use_cache=False)
+    lines = capsys.readouterr().err.strip().splitlines()
+    stages = [line for line in lines if line.startswith("alignment digits 2-3 seed 0: ")]
+    assert len(stages) == 5 and all(line.endswith(" s)") for line in stages)
+    assert "\r" not in capsys.readouterr().err
+    report = StageProgress(False, "quiet")
+    assert not report.bars and not report.lines
+
+
+def test_quadrature_convergence_against_the_exact_features(tiny):
+    convergence = quadrature_convergence(tiny, task="sign", nodes=(4, 16), rules=("trapezoid",))
+    run = tiny.tasks["sign"]
+    model = tiny.model()
+    exact = path_averaged_features(tiny.X, model, run.params0, run.params1, rule="exact")
+    trapezoid = path_averaged_features(
+        tiny.X, model, run.params0, run.params1, nodes=16, rule="trapezoid"
+    )
+    distance = np.linalg.norm(trapezoid.Phi_bar.double() - exact.Phi_bar) / np.linalg.norm(
+        exact.Phi_bar
+    )
+    assert convergence.feature_errors["trapezoid"][1] == pytest.approx(distance, rel=1e-6)
+    assert convergence.residuals["trapezoid"][1] == pytest.approx(trapezoid.residual, rel=1e-6)
+    assert convergence.exact_residual < 1e-12 and convergence.nodes == (4, 16)
+    np.testing.assert_array_equal(convergence.pieces, run.pieces)
+    table = quadrature_table(tiny, nodes=(4, 16), rules=("exact",))
+    np.testing.assert_allclose(table["exact"], convergence.exact_residual, rtol=1e-3, atol=1e-15)
+    with pytest.raises(ValueError, match="rule"):
+        quadrature_convergence(tiny, rules=("exact",))
+
+
+def test_binned_diagonal_and_figures(tiny):
+    import matplotlib.pyplot as plt
+
+    centers, means = binned_diagonal(tiny, bins=4)
+    order = np.argsort(tiny.y, kind="stable")
+    diagonal = np.diag(tiny.tasks["sign"].K_bar)
+    assert centers[0] == pytest.approx(tiny.y[order[:10]].mean())
+    assert means[-1] == pytest.approx(diagonal[order[-10:]].mean())
+    assert np.all(np.diff(centers) > 0)
+    with pytest.raises(ValueError, match="bins"):
+        binned_diagonal(tiny, bins=0)
+    figure = plot_kernels(tiny)
+    assert len(figure.axes) == 12  # six heat maps, each with its colour bar
+    plt.close(figure)
+    figure = plot_difficulty(tiny, bins=4)
+    assert len(figure.axes) == 3 and len(figure.axes[1].lines) == 2
+    plt.close(figure)
+    convergence = quadrature_convergence(tiny, nodes=(4, 16), rules=("riemann", "trapezoid"))
+    figure = plot_quadrature_convergence(convergence)
+    reference = [line for line in figure.axes[0].lines if line.get_linestyle() == "--"]
+    assert reference and reference[0].get_ydata()[0] == convergence.exact_residual
+    plt.close(figure)
+
+
+def test_theorem1_alignment_against_its_formula(tiny):
+    from atf_lite.theory.effective import adaptation_scale
+    from atf_lite.theory.penalties import omega_abs
+
+    run = tiny.tasks["sign"]
+    r = run.target - run.output0
+    norm = np.sqrt(r @ np.linalg.solve(tiny.K0, r))
+    for omega in (None, omega_abs):
+        kwargs = {} if omega is None else {"omega": omega}
+        s = adaptation_scale(norm, omega_abs if omega is not None else atf_lite.omega_sq)
+        adapted = tiny.K0 + (s**2 - 1) / norm**2 * np.outer(r, r)
+        expected = cosine(adapted, np.outer(r, r))
+        assert theorem1_alignment(tiny, task="sign", **kwargs) == pytest.approx(expected, rel=1e-6)
+    # Adaptation only adds the label kernel: the alignment can only grow from that of K0.
+    assert theorem1_alignment(tiny) >= cosine(tiny.K0, np.outer(r, r)) - 1e-12
+    with pytest.raises(ValueError, match="task"):
+        theorem1_alignment(tiny, task="classification")

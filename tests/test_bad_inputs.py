@@ -743,6 +743,14 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
     "atf_lite.networks.path_averaging:quadrature_rule": lambda: call(4, rule="gauss-legendre"),
     "atf_lite.networks.path_averaging:path_averaged_features": lambda: call(
         X(), net(), params0(), params1(), nodes=4, rule="gauss-legendre", batch_size=2),
+    "atf_lite.networks.path_averaging:path_averaged_kernel": lambda: call(
+        X(), net(), params0(), params1(), nodes=4, rule="exact", batch_size=2),
+    "atf_lite.networks.path_pieces:path_breakpoints": lambda: call(
+        X(), net(), params0(), params1(), batch_size=2),
+    "atf_lite.networks.piecewise_path:exact_path_features": lambda: call(
+        X(), net(), params0(), params1(), batch_size=2),
+    "atf_lite.networks.piecewise_path:exact_path_kernel": lambda: call(
+        X(), net(), params0(), params1(), batch_size=2),
     "atf_lite.networks.kernels:dense_layer_names": lambda: call(net()),
     "atf_lite.networks.kernels:layer_adapted_kernel": lambda: call(
         X(), net(), _transforms(), params0(), X2=X()),
@@ -759,6 +767,18 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
     "atf_lite.networks.feature_models:feature_model": lambda: call("fixed", net(),
                                                                    output_scale=1.0),
     # ---- experiments
+    "atf_lite.experiments.alignment_checks:task_overlap": lambda: call(
+        np.array([0.3, -1.2, 0.8]), np.array([1.0, -1.0, -1.0]), 4),
+    "atf_lite.experiments.alignment_quadrature:quadrature_table": lambda: call(
+        alignment_result(), task="sign", nodes=[2], rules=["riemann"], use_cache=False,
+        threads=1),
+    "atf_lite.experiments.alignment_quadrature:quadrature_convergence": lambda: call(
+        alignment_result(), task="sign", nodes=[2], rules=["riemann"], use_cache=False,
+        threads=1),
+    "atf_lite.experiments.alignment_report:theorem1_alignment": lambda: call(
+        alignment_result(), task="sign"),
+    "atf_lite.experiments.alignment_report:binned_diagonal": lambda: call(
+        alignment_result(), kernel="K_bar", task="sign", bins=4),
     "atf_lite.experiments.problems:random_instance": lambda: call(3, 6, 1.0, seed=0),
     "atf_lite.experiments.problems:difficulty_targets": lambda: call(
         _rng(9).standard_normal((20, 3)), np.where(np.arange(20) % 2, 1.0, -1.0), features=4,
@@ -774,6 +794,14 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
         _sparse_settings(), {"ω": _omega()[0]}, l1=True),
     "atf_lite.experiments.recovery:matrix_sensing_trials": lambda: call(
         _sensing_settings(), {"K": _omega()}, nuclear=True),
+    "atf_lite.experiments.foundations_report:feature_gradient_descent": lambda: call(
+        Phi(), y(), steps=3, lr=0.05, momentum=0.5, reference=np.ones(6)),
+    "atf_lite.experiments.foundations_report:fit_power_law": lambda: call(
+        np.array([1.0, 2.0, 4.0]), np.array([3.0, 2.0, 1.5])),
+    "atf_lite.experiments.foundations_report:brute_force_rows": lambda: call(
+        [system()], _omega()[0], restarts=1),
+    "atf_lite.experiments.foundations_report:label_weight_curve": lambda: call(
+        spd(), np.array([1.0, -1.0, 2.0, 0.5]), _omega()[0], np.array([0.5, 2.0])),
     "atf_lite.experiments.alignment_run:AlignmentSettings": lambda: call(
         dataset="digits", pair=(2, 3), n=20, width=4, depth=1, seed=0, epochs=2, lr=0.1,
         momentum=0.9, batch_size=8, nodes=2, rule="gauss-legendre", ridge=1e-3, target_width=4),
@@ -784,8 +812,6 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
         threads=1),
     "atf_lite.experiments.alignment_run:alignment_experiment_seeds": lambda: call(
         alignment_settings(), [0], use_cache=False),
-    "atf_lite.experiments.alignment_run:quadrature_table": lambda: call(
-        alignment_result(), task="sign", nodes=[2], rules=["riemann"], use_cache=False, threads=1),
     "atf_lite.experiments.alignment_report:format_seed_table": lambda: call(
         [alignment_result()], metrics=("alignment",)),
     "atf_lite.experiments.alignment_report:diagonal_quarters": lambda: call(
@@ -908,6 +934,8 @@ _CHAPTER_FIGURE = ("draws or tabulates results computed and validated elsewhere;
 _INNER_STEP = ("an inner step of the convolutional kernels and models on tensors their public "
                "callers have checked; tested directly in tests/test_conv_tangent.py and "
                "tests/test_cnn_feature_models.py")
+_EXACT_RULE_STEP = ("a step of the exact path rule, called by the swept public functions "
+                    "on arguments they have validated; tested in tests/test_exact_path.py")
 NOT_SWEPT: dict[str, str] = {
     **{f"atf_lite.{name}": _RECORD for name in (
         "alignment:KernelDecomposition", "linalg:MinNormWeights",
@@ -929,6 +957,31 @@ NOT_SWEPT: dict[str, str] = {
         "cache:cache_dir", "cache:source_hash", "plotting:use_style", "progress:progress_enabled",
         "perturbation:perturbation_seed", "experiments.cli:build_parser",
     )},
+    **{f"atf_lite.experiments.foundations_report:{name}": _RECORD for name in (
+        "FeatureDescent", "PowerLawFit", "BruteForceRow", "LabelWeightCurve",
+    )},
+    **{f"atf_lite.experiments.foundations_report:{name}": _CHAPTER_FIGURE for name in (
+        "format_width_sweep", "plot_descent", "plot_width_sweep", "plot_penalties",
+        "plot_effective_penalties", "plot_effective_loglog", "format_brute_force_table",
+        "plot_brute_force", "format_difficulty_table", "plot_difficulty_kinds",
+    )},
+    **{f"atf_lite.{name}": _RECORD for name in (
+        "networks.path_averaging:PathAveragedKernel", "networks.path_pieces:ForwardPieces",
+        "networks.path_pieces:PathKink", "networks.path_pieces:PathLinear",
+        "networks.path_pieces:PieceLevel", "networks.piecewise_path:ExactPathFeatures",
+        "networks.piecewise_path:ExactPathKernel",
+        "experiments.alignment_quadrature:QuadratureConvergence",
+    )},
+    **{f"atf_lite.{name}": _EXACT_RULE_STEP for name in (
+        "networks.path_pieces:supports_exact_rule", "networks.path_pieces:layers_along_path",
+        "networks.path_pieces:batch_ranges", "networks.path_pieces:follow_path",
+        "networks.polynomial_roots:polyval", "networks.polynomial_roots:polyval_rows",
+        "networks.polynomial_roots:to_local", "networks.polynomial_roots:sign_changes",
+    )},
+    "atf_lite.experiments.alignment_checks:TasksCoincideWarning": "a warning category",
+    "atf_lite.experiments.alignment_checks:StageProgress": (
+        "progress reporting; any enabled flag is read as a boolean"),
+    "atf_lite.experiments.alignment_report:plot_quadrature_convergence": _CHAPTER_FIGURE,
     **{f"atf_lite.experiments.recovery_report:{name}": _CHAPTER_FIGURE for name in (
         "format_recovery_table", "plot_recovery_curves", "plot_singular_value_penalties",
         "plot_spectra",
@@ -1147,11 +1200,6 @@ KNOWN_FAILURES: dict[str, set[str]] = {
         'metrics/unknown-entry',  # unnamed: AttributeError: 'TaskResult' object has no attribute '
         'metrics/empty',  # silent: returned normally
     },
-    'atf_lite.experiments.alignment_report:plot_difficulty': {
-        'result/None',  # unnamed: AttributeError: 'NoneType' object has no attribute 'tasks'
-        'result/string',  # unnamed: AttributeError: 'str' object has no attribute 'tasks'
-        'result/number',  # unnamed: AttributeError: 'int' object has no attribute 'tasks'
-    },
     'atf_lite.experiments.alignment_report:plot_kernels': {
         'result/None',  # unnamed: AttributeError: 'NoneType' object has no attribute 'order'
         'result/string',  # unnamed: AttributeError: 'str' object has no attribute 'order'
@@ -1199,20 +1247,6 @@ KNOWN_FAILURES: dict[str, set[str]] = {
         'seeds/string',  # unnamed: ValueError: seed must be a non-negative integer, got '0'
         'seeds/float-entry',  # unnamed: ValueError: seed must be a non-negative integer, got 2.5
         'seeds/negative-entry',  # unnamed: ValueError: seed must be a non-negative integer, got -1
-    },
-    'atf_lite.experiments.alignment_run:quadrature_table': {
-        'result/None',  # unnamed: AttributeError: 'NoneType' object has no attribute 'tasks'
-        'result/string',  # unnamed: AttributeError: 'str' object has no attribute 'tasks'
-        'result/number',  # unnamed: AttributeError: 'int' object has no attribute 'tasks'
-        'nodes/None',  # unnamed: TypeError: 'NoneType' object is not iterable
-        'rules/None',  # unnamed: TypeError: 'NoneType' object is not iterable
-        'rules/string',  # unnamed: ValueError: rule must be one of ('gauss-legendre', 'trapezoid',
-        'rules/unknown-entry',  # unnamed: ValueError: rule must be one of ('gauss-legendre', 'trap
-        'threads/negative',  # unnamed: ValueError: count must be a positive integer or None, got -
-        'threads/float',  # unnamed: ValueError: count must be a positive integer or None, got 2.5
-        'threads/bool',  # unnamed: ValueError: count must be a positive integer or None, got True
-        'threads/numeric-string',  # unnamed: ValueError: count must be a positive integer or None,
-        'threads/nan',  # unnamed: ValueError: count must be a positive integer or None, got nan
     },
     'atf_lite.experiments.alignment_run:random_feature_targets': {
         'X/complex',  # silent: returned normally
@@ -1555,6 +1589,51 @@ KNOWN_FAILURES: dict[str, set[str]] = {
         'params0/number',  # unnamed: TypeError: params must be a name -> tensor mapping, got int
         'params0/empty',  # unnamed: KeyError: "params does not match the model: missing ['0.bias',
         'params0/non-tensor-values',  # unnamed: TypeError: params['0.weight'] must be a tensor, go
+        'params1/string',  # unnamed: TypeError: params must be a name -> tensor mapping, got str
+        'params1/number',  # unnamed: TypeError: params must be a name -> tensor mapping, got int
+        'params1/empty',  # unnamed: KeyError: "params does not match the model: missing ['0.bias',
+        'params1/non-tensor-values',  # unnamed: TypeError: params['0.weight'] must be a tensor, go
+    },
+    # params checks are shared with path_averaged_features (networks.functional)
+    'atf_lite.networks.path_averaging:path_averaged_kernel': {
+        'params0/None',  # silent: returned normally
+        'params0/string',  # unnamed: TypeError: params must be a name -> tensor mapping, got str
+        'params0/number',  # unnamed: TypeError: params must be a name -> tensor mapping, got int
+        'params0/empty',  # unnamed: KeyError: "params does not match the model: missing ['0.bias',
+        'params0/non-tensor-values',  # unnamed: TypeError: params['0.weight'] must be a tensor, go
+        'params1/string',  # unnamed: TypeError: params must be a name -> tensor mapping, got str
+        'params1/number',  # unnamed: TypeError: params must be a name -> tensor mapping, got int
+        'params1/empty',  # unnamed: KeyError: "params does not match the model: missing ['0.bias',
+        'params1/non-tensor-values',  # unnamed: TypeError: params['0.weight'] must be a tensor, go
+    },
+    'atf_lite.networks.path_pieces:path_breakpoints': {
+        'params0/string',  # unnamed: TypeError: params must be a name -> tensor mapping, got str
+        'params0/number',  # unnamed: TypeError: params must be a name -> tensor mapping, got int
+        'params0/empty',  # unnamed: KeyError: "params does not match the model: missing ['0.bias',
+        'params0/non-tensor-values',  # unnamed: TypeError: params['0.weight'] must be a tensor, go
+        'params1/None',  # silent: returned normally
+        'params1/string',  # unnamed: TypeError: params must be a name -> tensor mapping, got str
+        'params1/number',  # unnamed: TypeError: params must be a name -> tensor mapping, got int
+        'params1/empty',  # unnamed: KeyError: "params does not match the model: missing ['0.bias',
+        'params1/non-tensor-values',  # unnamed: TypeError: params['0.weight'] must be a tensor, go
+    },
+    'atf_lite.networks.piecewise_path:exact_path_features': {
+        'params0/string',  # unnamed: TypeError: params must be a name -> tensor mapping, got str
+        'params0/number',  # unnamed: TypeError: params must be a name -> tensor mapping, got int
+        'params0/empty',  # unnamed: KeyError: "params does not match the model: missing ['0.bias',
+        'params0/non-tensor-values',  # unnamed: TypeError: params['0.weight'] must be a tensor, go
+        'params1/None',  # silent: returned normally
+        'params1/string',  # unnamed: TypeError: params must be a name -> tensor mapping, got str
+        'params1/number',  # unnamed: TypeError: params must be a name -> tensor mapping, got int
+        'params1/empty',  # unnamed: KeyError: "params does not match the model: missing ['0.bias',
+        'params1/non-tensor-values',  # unnamed: TypeError: params['0.weight'] must be a tensor, go
+    },
+    'atf_lite.networks.piecewise_path:exact_path_kernel': {
+        'params0/string',  # unnamed: TypeError: params must be a name -> tensor mapping, got str
+        'params0/number',  # unnamed: TypeError: params must be a name -> tensor mapping, got int
+        'params0/empty',  # unnamed: KeyError: "params does not match the model: missing ['0.bias',
+        'params0/non-tensor-values',  # unnamed: TypeError: params['0.weight'] must be a tensor, go
+        'params1/None',  # silent: returned normally
         'params1/string',  # unnamed: TypeError: params must be a name -> tensor mapping, got str
         'params1/number',  # unnamed: TypeError: params must be a name -> tensor mapping, got int
         'params1/empty',  # unnamed: KeyError: "params does not match the model: missing ['0.bias',

@@ -147,6 +147,25 @@ def test_weight_change_transforms_rejects_bad_input():
         weight_change_transforms(model, params, params, 0.0)
     with pytest.raises(ValueError, match="rank"):
         weight_change_transforms(model, params, params, 2.0, rank=6)
+    with pytest.raises(ValueError, match="one integer per dense layer"):
+        weight_change_transforms(model, params, params, 2.0, rank=(2, 1, 1))
+    with pytest.raises(ValueError, match=r"\[1, 1\] for layer 1"):
+        weight_change_transforms(model, params, params, 2.0, rank=(2, 2))
+
+
+def test_weight_change_transforms_take_one_rank_per_layer():
+    model = mlp(4, 6, 1, seed=3, dtype=DTYPE)
+    params0 = {k: v.detach().clone() for k, v in model.named_parameters()}
+    generator = torch.Generator().manual_seed(4)
+    params1 = {
+        k: v + torch.randn(v.shape, generator=generator, dtype=DTYPE) for k, v in params0.items()
+    }
+    (A2, B2), (A_out, B_out) = weight_change_transforms(model, params0, params1, 3.0, rank=(2, 1))
+    (A1, _), (A_out1, B_out1) = weight_change_transforms(model, params0, params1, 3.0)
+    # Two stretched directions in the hidden layer (trace grows by 2 · (3 − 1)), one in the last.
+    assert float(torch.trace(A2) - torch.trace(A1)) == pytest.approx(2.0)
+    torch.testing.assert_close(A_out, A_out1)
+    torch.testing.assert_close(B_out, B_out1)
 
 
 def test_eigen_overlaps_on_a_known_kernel():

@@ -11,13 +11,19 @@ import argparse
 import shlex
 import sys
 import time
+import warnings
+
+import numpy as np
 
 from ..data import DATASETS
+from ..networks.path_averaging import PATH_RULES
+from .alignment_checks import TasksCoincideWarning
 from .alignment_report import write_outputs
 from .alignment_run import (
     DEFAULT_EPOCHS,
     DEFAULT_MNIST_N,
     DEFAULT_NODES,
+    DEFAULT_RULE,
     TASKS,
     AlignmentSettings,
     alignment_experiment,
@@ -72,16 +78,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"training epochs (default: {DEFAULT_EPOCHS})",
     )
     parser.add_argument(
+        "--rule",
+        choices=PATH_RULES,
+        default=None,
+        help="how the path-averaged kernel is integrated: exact (the default for ReLU MLPs: "
+        "the path is split where a ReLU switches and every piece is integrated exactly) or a "
+        "quadrature rule with --nodes nodes",
+    )
+    parser.add_argument(
         "--nodes",
         type=int,
         default=DEFAULT_NODES,
-        help=f"quadrature nodes for the path-averaged kernel (default: {DEFAULT_NODES})",
-    )
-    parser.add_argument(
-        "--rule",
-        choices=("gauss-legendre", "trapezoid", "riemann"),
-        default="gauss-legendre",
-        help="quadrature rule (default: gauss-legendre)",
+        help=f"quadrature nodes, for the quadrature rules only (default: {DEFAULT_NODES})",
     )
     parser.add_argument(
         "--out",
@@ -93,6 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-cache", action="store_true", help="recompute even when a cached result exists"
     )
     add_cnn_arguments(parser)
+
+
+def _rule(args: argparse.Namespace) -> str:
+    # Exact integration is the default for the ReLU MLPs this command trains.
+    return DEFAULT_RULE if args.rule is None else args.rule
 
 
 def settings_from_args(args: argparse.Namespace) -> AlignmentSettings:
@@ -107,7 +120,7 @@ def settings_from_args(args: argparse.Namespace) -> AlignmentSettings:
         seed=args.seed,
         epochs=args.epochs,
         nodes=args.nodes,
-        rule=args.rule,
+        rule=_rule(args),
         target_width=args.target_width,
     )
 
@@ -125,26 +138,36 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--target-width", str(args.target_width)]
     if args.epochs != DEFAULT_EPOCHS:
         parts += ["--epochs", str(args.epochs)]
-    if args.nodes != DEFAULT_NODES:
+    # The rule is always recorded: its default has changed once (Gauss–Legendre before exact).
+    parts += ["--rule", _rule(args)]
+    if _rule(args) != "exact" and args.nodes != DEFAULT_NODES:
         parts += ["--nodes", str(args.nodes)]
-    if args.rule != "gauss-legendre":
-        parts += ["--rule", args.rule]
     parts += ["--out", str(args.out)]
     return shlex.join(parts)
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Run one seed of the experiment, write figures and ``summary.json``, print a summary."""
+    """Run one seed of the experiment, write figures and ``summary.json``, print a summary (and
+    a warning on standard error when the two tasks nearly coincide; the JSON records it)."""
     if getattr(args, "arch", "mlp") == "cnn":
         return run_cnn_cli(args)
     start = time.perf_counter()
     try:
-        result = alignment_experiment(
-            settings_from_args(args), mnist_root=args.mnist_root, use_cache=not args.no_cache
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TasksCoincideWarning)
+            result = alignment_experiment(
+                settings_from_args(args), mnist_root=args.mnist_root, use_cache=not args.no_cache
+            )
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for warning in caught:
+        if issubclass(warning.category, TasksCoincideWarning):
+            print(f"warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     written = write_outputs(result, args.out, command=command_line(args))
     elapsed = time.perf_counter() - start
     print(
@@ -158,5 +181,10 @@ def run_cli(args: argparse.Namespace) -> int:
             f"{res.alignment_change:.3f}  identity residual {res.identity_residual:.1e}  "
             f"train loss {res.train_loss:.1e}"
         )
+        if res.pieces is not None:
+            print(
+                f"  {'':<10} pieces per input: median {np.median(res.pieces):.0f}, "
+                f"max {np.max(res.pieces)}"
+            )
     print("wrote " + ", ".join(str(path) for path in written))
     return 0

@@ -14,7 +14,8 @@ The experiment (:func:`alignment_experiment`, configured by :class:`AlignmentSet
    the path identity, and the least-squares split ``K̄ ≈ a K0 + b K_ŷ + R``.
 
 Results are cached on disk (:mod:`atf_lite.cache`).  Tables, figures and the JSON summary are in
-:mod:`atf_lite.experiments.alignment_report`; ``python -m atf_lite alignment`` runs one seed
+:mod:`atf_lite.experiments.alignment_report`, the quadrature study of ``K̄`` in
+:mod:`atf_lite.experiments.alignment_quadrature`; ``python -m atf_lite alignment`` runs one seed
 (:mod:`atf_lite.experiments.alignment_cli`).
 """
 
@@ -24,6 +25,7 @@ import copy
 import dataclasses
 import os
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,17 +35,17 @@ import torch
 from torch import nn
 
 from .._threads import limit_threads
-from .._validation import check_nonnegative_int, check_positive_int, to_numpy
+from .._validation import check_bool, check_nonnegative_int, check_positive_int, to_numpy
 from ..alignment import decompose_kernel, kernel_alignment, label_kernel
 from ..cache import cached
 from ..data import DATASETS, load_digits_pair, load_mnist_pair
 from ..networks.functional import model_output
-from ..networks.kernels import quadrature_residuals
 from ..networks.mlp import mlp
-from ..networks.path_averaging import QUADRATURE_RULES, path_averaged_features
+from ..networks.path_averaging import PATH_RULES, path_averaged_kernel
 from ..networks.tangent import tangent_kernel
 from ..networks.training import train
 from ..progress import progress_bar
+from .alignment_checks import StageProgress, TasksCoincideWarning, task_overlap
 
 __all__ = [
     "TASKS",
@@ -53,16 +55,17 @@ __all__ = [
     "AlignmentResult",
     "alignment_experiment",
     "alignment_experiment_seeds",
-    "quadrature_table",
 ]
 
 TASKS = ("regression", "sign")
 # Defaults: the paper's network and optimiser.  200 epochs of minibatch SGD fit both tasks to a
-# training MSE of about 1e-4 or below (targets have unit scale); 512 Gauss–Legendre nodes bring
-# the path identity's residual to about 5e-4 (it converges like 1/nodes, see chapter 6).
+# training MSE of about 1e-4 or below (targets have unit scale).  K̄ is integrated exactly
+# (rule "exact", residual ~1e-15); with a quadrature rule, 512 Gauss–Legendre nodes bring the
+# path identity's residual to about 5e-4 (it converges like 1/nodes, see chapter 6).
 DEFAULT_EPOCHS = 200
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_NODES = 512
+DEFAULT_RULE = "exact"
 DEFAULT_MNIST_N = 500
 # The random network that defines the targets must be independent of the trained one.
 TARGET_SEED_OFFSET = 10_000
@@ -80,8 +83,9 @@ class AlignmentSettings:
     (``None``: all of the two classes).  The MLP has ``depth`` hidden ReLU layers of ``width``
     units; ``seed`` fixes its initialisation, the minibatch order, the data subset and (offset
     by 10 000) the random network of the targets.  Training: ``epochs`` of SGD (``lr``,
-    ``momentum``, ``batch_size``; ``None`` for full batch) with a cosine schedule.  ``K̄`` uses
-    ``nodes`` points of quadrature ``rule``.  The targets come from
+    ``momentum``, ``batch_size``; ``None`` for full batch) with a cosine schedule.  ``K̄`` is
+    integrated by ``rule``: ``"exact"`` (the default; exact for these ReLU networks, ``nodes``
+    unused) or a quadrature rule with ``nodes`` points.  The targets come from
     :func:`random_feature_targets` with ``ridge`` and a random network of
     ``depth`` hidden layers of ``target_width`` units (``None``: ``width``, as in the paper;
     resolved on construction).
@@ -98,7 +102,7 @@ class AlignmentSettings:
     momentum: float = 0.9
     batch_size: int | None = DEFAULT_BATCH_SIZE
     nodes: int = DEFAULT_NODES
-    rule: str = "gauss-legendre"
+    rule: str = DEFAULT_RULE
     ridge: float = 1e-3
     target_width: int | None = None
 
@@ -120,8 +124,8 @@ class AlignmentSettings:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
-        if self.rule not in QUADRATURE_RULES:
-            raise ValueError(f"rule must be one of {QUADRATURE_RULES}, got {self.rule!r}")
+        if self.rule not in PATH_RULES:
+            raise ValueError(f"rule must be one of {PATH_RULES}, got {self.rule!r}")
         # Normalise: plain ints, a tuple pair, the target width resolved.
         fix = object.__setattr__
         fix(self, "pair", (int(self.pair[0]), int(self.pair[1])))
@@ -204,6 +208,8 @@ class TaskResult:
     ``tangent_norm`` is ``‖β̂‖ = (rᵀ K0⁺ r)^½`` with ``r = target − ŷ0``: the norm of the
     minimum-norm tangent-feature fit, Theorem 1's measure of difficulty.  ``decomposition``:
     ``(a, b, relative_residual)`` of ``K_bar ≈ a K0 + b K_ŷ``.  ``seconds``: wall-clock times.
+    ``pieces`` (``rule="exact"`` only, else ``None``): the number of pieces of each training
+    input's path on which the network is polynomial (``[n]``).
     """
 
     target: np.ndarray
@@ -223,6 +229,7 @@ class TaskResult:
     tangent_norm: float
     decomposition: tuple[float, float, float]
     seconds: dict[str, float] = field(default_factory=dict)
+    pieces: np.ndarray | None = None
 
     @property
     def output_change(self) -> np.ndarray:
@@ -288,33 +295,33 @@ def _run_task(
     base: nn.Module,
     K0: np.ndarray,
     settings: AlignmentSettings,
-    device: torch.device,
-    progress: bool | None,
+    task: str,
+    progress: StageProgress,
 ) -> TaskResult:
     model = copy.deepcopy(base)
     start = time.perf_counter()
-    run = train(
-        X,
-        target.to(device),
-        model,
-        epochs=settings.epochs,
-        lr=settings.lr,
-        momentum=settings.momentum,
-        batch_size=settings.batch_size,
-        schedule=SCHEDULE,
-        seed=settings.seed,
-        progress=progress,
-    )
+    with progress.stage(f"trained on the {task} task ({settings.epochs} epochs)"):
+        run = train(
+            X,
+            target,
+            model,
+            epochs=settings.epochs,
+            lr=settings.lr,
+            momentum=settings.momentum,
+            batch_size=settings.batch_size,
+            schedule=SCHEDULE,
+            seed=settings.seed,
+            progress=progress.bars,
+        )
     trained = time.perf_counter()
-    output0 = to_numpy(model_output(X, model, run.params0))
-    output1 = to_numpy(model_output(X, model, run.params1))
-    K_final = to_numpy(tangent_kernel(X, model, run.params1))
-    path = path_averaged_features(
-        X, model, run.params0, run.params1, nodes=settings.nodes, rule=settings.rule
-    )
-    K_bar = to_numpy(path.Phi_bar @ path.Phi_bar.T)
-    residual = path.residual
-    del path
+    with progress.stage(f"kernels of the {task} network (rule {settings.rule})"):
+        output0 = to_numpy(model_output(X, model, run.params0))
+        output1 = to_numpy(model_output(X, model, run.params1))
+        K_final = to_numpy(tangent_kernel(X, model, run.params1))
+        path = path_averaged_kernel(
+            X, model, run.params0, run.params1, nodes=settings.nodes, rule=settings.rule
+        )
+        K_bar = to_numpy(path.K_bar)
     K_output = label_kernel(output1 - output0)
     decomposition = decompose_kernel(K_bar, K0, K_output)
     target64 = to_numpy(target)
@@ -327,7 +334,7 @@ def _run_task(
         output1=output1,
         K_final=K_final,
         K_bar=K_bar,
-        identity_residual=float(residual),
+        identity_residual=float(path.residual),
         alignment=kernel_alignment(K_bar, K_output),
         alignment_initial=kernel_alignment(K0, K_output),
         alignment_final=kernel_alignment(K_final, K_output),
@@ -336,6 +343,7 @@ def _run_task(
         tangent_norm=_tangent_norm(K0, target64 - output0),
         decomposition=(decomposition.a, decomposition.b, decomposition.relative_residual),
         seconds={"training": trained - start, "kernels": time.perf_counter() - trained},
+        pieces=path.pieces,
     )
 
 
@@ -345,21 +353,24 @@ def _experiment(
     device: torch.device,
     progress: bool | None,
 ) -> AlignmentResult:
-    X, labels = _load(settings, mnist_root)
-    y = random_feature_targets(
-        X,
-        labels,
-        width=settings.target_width,
-        depth=settings.depth,
-        seed=TARGET_SEED_OFFSET + settings.seed,
-        ridge=settings.ridge,
-    )
-    X_device = X.to(device)
-    base = mlp(X.shape[1], settings.width, settings.depth, seed=settings.seed).to(device)
-    K0 = to_numpy(tangent_kernel(X_device, base))
+    a, b = settings.pair
+    report = StageProgress(progress, f"alignment {settings.dataset} {a}-{b} seed {settings.seed}")
+    with report.stage("data, targets and K0"):
+        X, labels = _load(settings, mnist_root)
+        y = random_feature_targets(
+            X,
+            labels,
+            width=settings.target_width,
+            depth=settings.depth,
+            seed=TARGET_SEED_OFFSET + settings.seed,
+            ridge=settings.ridge,
+        )
+        X_device = X.to(device)
+        base = mlp(X.shape[1], settings.width, settings.depth, seed=settings.seed).to(device)
+        K0 = to_numpy(tangent_kernel(X_device, base))
     targets = {"regression": y, "sign": torch.sign(y)}
     tasks = {
-        name: _run_task(X_device, targets[name], base, K0, settings, device, progress)
+        name: _run_task(X_device, targets[name].to(device), base, K0, settings, name, report)
         for name in TASKS
     }
     return AlignmentResult(
@@ -380,22 +391,31 @@ def alignment_experiment(
 
     ``settings``: an :class:`AlignmentSettings` (the cache key).  Options that do not change
     the result: ``mnist_root`` (default ``$ATF_LITE_MNIST_DIR``), ``device``, ``use_cache``,
-    ``progress`` (bars; ``None`` follows ``$ATF_LITE_PROGRESS``) and ``threads``: torch CPU
+    ``progress`` (``None`` follows ``$ATF_LITE_PROGRESS``; bars on a terminal or in a notebook,
+    one line per finished stage when standard error is redirected) and ``threads``: torch CPU
     threads while computing (``None``: leave torch's setting).  The default, one, is the
     fastest choice here: minibatch steps and per-node gradients are too small to gain from
     intra-op threads, and synchronising threads slows them down many times on a busy machine.
+    Warns (:class:`~atf_lite.experiments.alignment_checks.TasksCoincideWarning`) when the two
+    tasks nearly coincide (:func:`~atf_lite.experiments.alignment_checks.task_overlap`).
     Returns an :class:`AlignmentResult`.
     """
     if not isinstance(settings, AlignmentSettings):
         raise TypeError(f"settings must be an AlignmentSettings, got {type(settings).__name__}")
     if threads is not None:
         check_positive_int(threads, "threads")
+    if progress is not None:
+        check_bool(progress, "progress")
 
     def compute() -> AlignmentResult:
         with limit_threads(threads):
             return _experiment(settings, mnist_root, torch.device(device), progress)
 
-    return cached("kernel-alignment", settings.as_dict(), compute, use_cache=use_cache)
+    result = cached("kernel-alignment", settings.as_dict(), compute, use_cache=use_cache)
+    warning = task_overlap(result.y, result.labels, result.settings.target_width)["warning"]
+    if warning is not None:
+        warnings.warn(warning, TasksCoincideWarning, stacklevel=2)
+    return result
 
 
 def alignment_experiment_seeds(
@@ -406,42 +426,15 @@ def alignment_experiment_seeds(
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must not be empty")
-    return [
-        alignment_experiment(dataclasses.replace(settings, seed=seed), **options)
-        for seed in progress_bar(seeds, desc="seeds", enabled=options.get("progress"))
-    ]
-
-
-def quadrature_table(
-    result: AlignmentResult,
-    *,
-    task: str = "sign",
-    nodes: Iterable[int] = (8, 32, 128, 512),
-    rules: Iterable[str] = ("riemann", "trapezoid", "gauss-legendre"),
-    use_cache: bool = True,
-    threads: int | None = 1,
-) -> dict[str, np.ndarray]:
-    """Residual of the path identity for the network of ``task``, per quadrature rule and node
-    count: ``{rule: residuals}`` (float64, one per entry of ``nodes``), cached on disk.
-
-    See :func:`atf_lite.networks.kernels.quadrature_residuals`; ``threads`` as in
-    :func:`alignment_experiment`.
-    """
-    if task not in result.tasks:
-        raise ValueError(f"task must be one of {tuple(result.tasks)}, got {task!r}")
-    nodes = [check_positive_int(count, "nodes") for count in nodes]
-    rules = list(rules)
-    for rule in rules:
-        if rule not in QUADRATURE_RULES:
-            raise ValueError(f"rule must be one of {QUADRATURE_RULES}, got {rule!r}")
-    run = result.tasks[task]
-
-    def compute() -> dict[str, np.ndarray]:
-        with limit_threads(threads):
-            return quadrature_residuals(
-                result.X, result.model(), run.params0, run.params1, nodes=nodes, rules=rules
-            )
-
-    config = {**result.settings.as_dict(), "task": task, "quadrature_nodes": nodes,
-              "rules": rules}
-    return cached("quadrature-residuals", config, compute, use_cache=use_cache)
+    bars = StageProgress(options.get("progress"), "seeds").bars
+    results = []
+    for seed in progress_bar(seeds, desc="seeds", enabled=bars):
+        with warnings.catch_warnings():
+            # Report each seed's warning at the caller, not here.
+            warnings.simplefilter("ignore", TasksCoincideWarning)
+            result = alignment_experiment(dataclasses.replace(settings, seed=seed), **options)
+        results.append(result)
+        warning = task_overlap(result.y, result.labels, result.settings.target_width)["warning"]
+        if warning is not None:
+            warnings.warn(f"seed {seed}: {warning}", TasksCoincideWarning, stacklevel=2)
+    return results

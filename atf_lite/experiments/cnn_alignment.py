@@ -357,7 +357,7 @@ def cnn_settings_from_args(args: argparse.Namespace) -> CNNAlignmentSettings:
         seed=args.seed,
         epochs=args.epochs,
         nodes=args.nodes,
-        rule=args.rule,
+        rule="gauss-legendre" if args.rule is None else args.rule,  # no exact rule for CNNs
         target_width=args.target_width if args.target_width is not None else 256,
     )
 

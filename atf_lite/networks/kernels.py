@@ -14,7 +14,8 @@ which at ``A = B = I`` is that layer's term of the neural tangent kernel.
   update along the top singular vectors of each layer's weight change;
 * :func:`weight_change_spectra` gives those singular values;
 * :func:`eigen_overlaps` compares the top eigenvectors of a kernel (change) with a vector;
-* :func:`quadrature_residuals` tabulates the residual of the path-averaged feature identity.
+* :func:`quadrature_residuals` tabulates the residual of the path-averaged feature identity
+  (quadrature rules, or exact integration for piecewise-linear MLPs).
 """
 
 from __future__ import annotations
@@ -136,26 +137,47 @@ def weight_change_spectra(model: nn.Module, params0: Params, params1: Params) ->
 
 
 def weight_change_transforms(
-    model: nn.Module, params0: Params, params1: Params, scale: float, *, rank: int = 1
+    model: nn.Module,
+    params0: Params,
+    params1: Params,
+    scale: float,
+    *,
+    rank: int | Sequence[int] = 1,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-layer transforms ``A = I + (scale − 1) U Uᵀ``, ``B = I + (scale − 1) V Vᵀ``.
 
     ``U`` (``[m, rank]``) and ``V`` (``[d (+1), rank]``) are the top left and right singular
     vectors of the layer's change ``[ΔW, Δb]`` between ``params0`` and ``params1``, so each
     transform scales ``rank`` directions by ``scale`` and leaves the rest alone (the form of
-    the optimal Kronecker-structured transforms).  ``scale=1`` gives identities.
+    the optimal Kronecker-structured transforms).  ``rank``: one number for every layer, or one
+    per dense layer (a layer's change ``[ΔW, Δb]`` has at most ``min(m, d + 1)`` directions; an
+    output layer with one unit has one).  ``scale=1`` gives identities.
     """
     if not np.isfinite(scale) or not scale > 0:
         raise ValueError(f"scale must be a positive number, got {scale!r}")
+    changes = _weight_changes(model, params0, params1)
+    if isinstance(rank, (int, np.integer)):
+        ranks = [rank] * len(changes)
+    elif isinstance(rank, Sequence) and not isinstance(rank, str):
+        ranks = list(rank)
+    else:
+        raise TypeError(f"rank must be an integer or a sequence of integers, got {rank!r}")
+    if len(ranks) != len(changes):
+        raise ValueError(
+            f"rank must be an integer or one integer per dense layer ({len(changes)}), got "
+            f"{rank!r}"
+        )
     transforms = []
-    for index, delta in enumerate(_weight_changes(model, params0, params1)):
-        if not isinstance(rank, (int, np.integer)) or not 1 <= rank <= min(delta.shape):
+    for index, (delta, layer_rank) in enumerate(zip(changes, ranks)):
+        if not isinstance(layer_rank, (int, np.integer)) or not 1 <= layer_rank <= min(
+            delta.shape
+        ):
             raise ValueError(
                 f"rank must be an integer in [1, {min(delta.shape)}] for layer {index}, got "
-                f"{rank!r}"
+                f"{layer_rank!r}"
             )
         U, _, Vh = torch.linalg.svd(delta, full_matrices=False)
-        U, V = U[:, :rank], Vh[:rank].T
+        U, V = U[:, :layer_rank], Vh[:layer_rank].T
         A = torch.eye(delta.shape[0], dtype=torch.float64) + (scale - 1.0) * U @ U.T
         B = torch.eye(delta.shape[1], dtype=torch.float64) + (scale - 1.0) * V @ V.T
         transforms.append((A, B))
@@ -202,11 +224,16 @@ def quadrature_residuals(
 
     Returns ``{rule: residuals}`` with ``residuals[j]`` (float64) from
     :func:`~atf_lite.networks.path_averaging.path_averaged_features` with ``nodes[j]`` nodes.
+    ``rules`` may include ``"exact"``, which uses no nodes: it is computed once and repeated.
     """
     if len(nodes) == 0 or len(rules) == 0:
         raise ValueError("nodes and rules must not be empty")
     table = {}
     for rule in rules:
+        if rule == "exact":
+            exact = path_averaged_features(X, model, params0, params1, rule="exact").residual
+            table[rule] = np.full(len(nodes), exact)
+            continue
         table[rule] = np.array(
             [
                 path_averaged_features(

@@ -1,6 +1,8 @@
-"""The training-loop core shared by every trainer, and the regression trainer :func:`train`.
+"""The training-loop core shared by every trainer, and the regression trainer
+:func:`~atf_lite.networks.training.train`.
 
-Core (used by :func:`train`, :func:`atf_lite.networks.classifier.fit_classifier` and the
+Core (used by :func:`~atf_lite.networks.training.train`,
+:func:`atf_lite.networks.classifier.fit_classifier` and the
 full-batch gradient descent of :mod:`atf_lite.networks.linear`):
 
 * :func:`make_optimizer`: SGD with momentum (and weight decay) or Adam;
@@ -8,9 +10,9 @@ full-batch gradient descent of :mod:`atf_lite.networks.linear`):
 * :func:`gradient_steps`: one optimiser step per batch, with the loss before each step
   recorded and a non-finite loss reported as divergence.
 
-:func:`train` fits any torch model with a mean-squared-error (or cross-entropy) loss by SGD
-with momentum and a cosine learning-rate schedule, and returns the initial and final parameters
-with the loss history (the trainer of chapters 6 and 7).
+:func:`~atf_lite.networks.training.train` fits any torch model with a mean-squared-error (or
+cross-entropy) loss by SGD with momentum and a cosine learning-rate schedule, and returns the
+initial and final parameters with the loss history (the trainer of chapters 6 and 7).
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def check_finite_parameters(params: Iterable[tuple[str, torch.Tensor]], what: st
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Outcome of :func:`train`.
+    """Outcome of :func:`~atf_lite.networks.training.train`.
 
     ``params0``/``params1``: detached copies of the parameters before and after training;
     ``losses``: training loss after each epoch (float, ``[epochs]``).
