@@ -10,8 +10,8 @@ layer or a lower one):
   cache, progress bars, the figure style, the one-ulp perturbation switch;
 * ``theory``: spectral and effective penalties, Theorem 1, structured closed forms;
 * ``solvers``: brute-force joint solvers, the alternating structured solver, convex baselines;
-* ``networks``: MLPs, tangent features and kernels, path-averaged features, trainers, the
-  fixed / adaptive / full tangent-feature models;
+* ``networks``: MLPs and CNNs, tangent features and kernels, path-averaged features,
+  trainers, the fixed / adaptive / full tangent-feature models;
 * ``experiments``: problem generators, the chapters' experiments, ``python -m atf_lite``.
 """
 
@@ -101,6 +101,9 @@ _EXPORTS: dict[str, str] = {
     "train_network": "atf_lite.networks.linear",
     "linearization_gap": "atf_lite.networks.linear",
     "mlp": "atf_lite.networks.mlp",
+    "cnn": "atf_lite.networks.cnn",
+    "cnn_layer_signals": "atf_lite.networks.conv_tangent",
+    "cnn_path_averaged_features": "atf_lite.networks.conv_path_averaging",
     "train": "atf_lite.networks.training",
     "MODEL_KINDS": "atf_lite.networks.feature_models",
     "FeatureModel": "atf_lite.networks.feature_models",
@@ -131,6 +134,16 @@ _EXPORTS: dict[str, str] = {
     "binned_diagonal": "atf_lite.experiments.alignment_report",
     "plot_kernels": "atf_lite.experiments.alignment_report",
     "plot_difficulty": "atf_lite.experiments.alignment_report",
+    "CNNAlignmentSettings": "atf_lite.experiments.cnn_alignment",
+    "cnn_alignment_experiment": "atf_lite.experiments.cnn_alignment",
+    "cnn_alignment_experiment_seeds": "atf_lite.experiments.cnn_alignment",
+    "position_pair_terms": "atf_lite.experiments.cnn_report",
+    "contraction_costs": "atf_lite.experiments.cnn_report",
+    "kronecker_sizes": "atf_lite.experiments.cnn_report",
+    "plot_position_contributions": "atf_lite.experiments.cnn_report",
+    "plot_alignment_by_architecture": "atf_lite.experiments.cnn_report",
+    "alignment_by_architecture": "atf_lite.experiments.cnn_report",
+    "format_architecture_table": "atf_lite.experiments.cnn_report",
     "plot_quadrature_convergence": "atf_lite.experiments.alignment_report",
     "load_splits": "atf_lite.experiments.sample_complexity_data",
     "TrainSettings": "atf_lite.experiments.sample_complexity_run",

@@ -408,6 +408,58 @@ def sc_args() -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# A small convolutional network and its inputs (images [n, C, H, W]).
+
+
+@functools.cache
+def _cnn_net() -> nn.Module:
+    from atf_lite.networks.cnn import cnn
+
+    return cnn((1, 4, 4), (2,), hidden=(3,), seed=0, dtype=torch.float64)
+
+
+def cnn_net() -> nn.Module:
+    return _cnn_net()
+
+
+def X_img() -> torch.Tensor:  # noqa: N802 - inputs are X throughout the package
+    return torch.randn(5, 1, 4, 4, dtype=torch.float64,
+                       generator=torch.Generator().manual_seed(6))
+
+
+def cnn_params0() -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in cnn_net().named_parameters()}
+
+
+def cnn_params1() -> dict[str, torch.Tensor]:
+    return {k: v + 0.1 for k, v in cnn_params0().items()}
+
+
+def cnn_transforms() -> list:
+    """Identity transforms ``(A, B)`` for each layer of :func:`cnn_net` (2 + 10, 3 + 9, 1 + 4)."""
+    return [(torch.eye(m, dtype=torch.float64), torch.eye(d, dtype=torch.float64))
+            for m, d in ((2, 10), (3, 9), (1, 4))]
+
+
+@functools.cache
+def cnn_alignment_settings():
+    from atf_lite.experiments.cnn_alignment import CNNAlignmentSettings
+
+    return CNNAlignmentSettings(n=20, channels=(2,), hidden=(3,), epochs=2, nodes=2,
+                                target_width=4, target_depth=1)
+
+
+def cnn_alignment_args() -> argparse.Namespace:
+    from atf_lite.experiments.alignment_cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    argv = ["--arch", "cnn", "--n", "20", "--channels", "2", "--hidden", "3", "--epochs", "1",
+            "--nodes", "2", "--target-width", "4", "--no-cache",
+            "--out", str(workdir() / "cnn-alignment-cli")]
+    return parser.parse_args(argv)
+
+
 def instance(key: str) -> Any:
     """The function or class named by ``module:qualname`` (a ``#variant`` suffix ignored)."""
     module_name, _, qualname = key.partition("#")[0].partition(":")
@@ -835,6 +887,46 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
         600, 20, np.array([1.0, 10.0])),
     "atf_lite.experiments.sample_complexity_study:study_directory": lambda: call(
         "mnist", "book", "fixed-subset"),
+    # ---- convolutional networks
+    "atf_lite.networks.cnn:cnn": lambda: call(
+        (1, 4, 4), (2,), hidden=(3,), d_out=1, kernel_size=3, pooling="avg", bias=True, seed=0,
+        init="he", flat_input=False, valid=("hidden/empty",)),  # no hidden dense layer
+    "atf_lite.networks.cnn:image_shape_for": lambda: call(64),
+    "atf_lite.networks.conv_tangent:cnn_layers": lambda: call(cnn_net()),
+    "atf_lite.networks.conv_tangent:is_structured_cnn": lambda: call(cnn_net()),
+    "atf_lite.networks.conv_tangent:check_cnn_inputs": lambda: call(X_img(), cnn_net(), "X",
+                                                                    text=("name",)),
+    "atf_lite.networks.conv_tangent:cnn_layer_signals": lambda: call(X_img(), cnn_net(),
+                                                                     cnn_params0()),
+    "atf_lite.networks.conv_tangent:cnn_tangent_features": lambda: call(
+        X_img(), cnn_net(), cnn_params0(), batch_size=2),
+    "atf_lite.networks.conv_tangent:cnn_tangent_kernel": lambda: call(
+        X_img(), cnn_net(), cnn_params0(), X2=X_img(), batch_size=2),
+    "atf_lite.networks.conv_tangent:cnn_layer_adapted_kernel": lambda: call(
+        X_img(), cnn_net(), cnn_transforms(), cnn_params0(), X2=X_img()),
+    "atf_lite.networks.conv_path_averaging:cnn_path_averaged_features": lambda: call(
+        X_img(), cnn_net(), cnn_params0(), cnn_params1(), nodes=4, rule="gauss-legendre",
+        batch_size=2),
+    "atf_lite.experiments.cnn_alignment:CNNAlignmentSettings": lambda: call(
+        dataset="digits", pair=(2, 3), n=20, channels=(2,), hidden=(3,), pooling="avg", seed=0,
+        epochs=2, lr=0.01, momentum=0.9, batch_size=8, nodes=2, rule="gauss-legendre",
+        ridge=1e-3, target_width=4, target_depth=1, valid=("hidden/empty",)),
+    "atf_lite.experiments.cnn_alignment:cnn_alignment_experiment": lambda: call(
+        cnn_alignment_settings(), mnist_root=None, device="cpu", use_cache=False,
+        progress=False, threads=1),
+    "atf_lite.experiments.cnn_alignment:cnn_alignment_experiment_seeds": lambda: call(
+        cnn_alignment_settings(), [0], use_cache=False),
+    "atf_lite.experiments.cnn_alignment:add_cnn_arguments": lambda: call(
+        argparse.ArgumentParser()),
+    "atf_lite.experiments.cnn_alignment:cnn_settings_from_args": lambda: call(
+        cnn_alignment_args()),
+    "atf_lite.experiments.cnn_alignment:run_cnn_cli": lambda: call(cnn_alignment_args()),
+    "atf_lite.experiments.cnn_report:parametrised_layers": lambda: call(cnn_net()),
+    "atf_lite.experiments.cnn_report:position_pair_terms": lambda: call(
+        X_img()[0], X_img()[1], cnn_net(), layer=0, params=cnn_params0(),
+        valid=("layer/negative",)),  # counted from the output layer, as Python indexes
+    "atf_lite.experiments.cnn_report:contraction_costs": lambda: call(X_img(), cnn_net()),
+    "atf_lite.experiments.cnn_report:kronecker_sizes": lambda: call(cnn_net()),
 }
 # fmt: on
 
@@ -843,6 +935,9 @@ _RECORD = "a result record the package builds (validated where it is built)"
 _NO_ARGUMENTS = "takes no arguments"
 _CHAPTER_FIGURE = ("draws or tabulates results computed and validated elsewhere; smoke-tested "
                    "in the module's own test file")
+_INNER_STEP = ("an inner step of the convolutional kernels and models on tensors their public "
+               "callers have checked; tested directly in tests/test_conv_tangent.py and "
+               "tests/test_cnn_feature_models.py")
 _EXACT_RULE_STEP = ("a step of the exact path rule, called by the swept public functions "
                     "on arguments they have validated; tested in tests/test_exact_path.py")
 NOT_SWEPT: dict[str, str] = {
@@ -900,6 +995,16 @@ NOT_SWEPT: dict[str, str] = {
         "format_epoch_cap_table", "distinct_examples_table", "fit_summary", "format_fit_table",
         "format_study_table", "plot_study_grid", "plot_ratios", "plot_distinct_examples",
         "plot_spectra",
+    )},
+    **{f"atf_lite.experiments.cnn_report:{name}": _CHAPTER_FIGURE for name in (
+        "plot_position_contributions", "plot_alignment_by_architecture",
+        "alignment_by_architecture", "format_architecture_table",
+    )},
+    "atf_lite.experiments.cnn_alignment:CNNAlignmentResult": _RECORD,
+    **{f"atf_lite.networks.{name}": _INNER_STEP for name in (
+        "conv_tangent:conv_patches", "conv_tangent:layer_features", "conv_tangent:gram_term",
+        "conv_tangent:patch_gram_is_cheaper", "conv_linearized:conv_tangent_plan",
+        "conv_linearized:linearized_forward",
     )},
 }
 

@@ -28,6 +28,7 @@ from .alignment_run import (
     AlignmentSettings,
     alignment_experiment,
 )
+from .cnn_alignment import add_cnn_arguments, run_cnn_cli
 
 __all__ = ["CLI_HELP", "add_arguments", "settings_from_args", "command_line", "run_cli"]
 
@@ -99,6 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-cache", action="store_true", help="recompute even when a cached result exists"
     )
+    add_cnn_arguments(parser)
 
 
 def _rule(args: argparse.Namespace) -> str:
@@ -147,6 +149,8 @@ def command_line(args: argparse.Namespace) -> str:
 def run_cli(args: argparse.Namespace) -> int:
     """Run one seed of the experiment, write figures and ``summary.json``, print a summary (and
     a warning on standard error when the two tasks nearly coincide; the JSON records it)."""
+    if getattr(args, "arch", "mlp") == "cnn":
+        return run_cnn_cli(args)
     start = time.perf_counter()
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -16,6 +16,7 @@ from ..networks.feature_models import MODEL_KINDS
 from ..networks.mlp import INITS
 from .sample_complexity_report import format_summary, summarize, write_outputs
 from .sample_complexity_run import (
+    ARCHS,
     PROTOCOLS,
     RECIPES,
     SampleComplexitySettings,
@@ -72,6 +73,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"book: {book.patience}",
     )
     parser.add_argument("--output-scale", type=float, default=None)
+    parser.add_argument(
+        "--arch", choices=ARCHS, default=None,
+        help="mlp (default), or cnn: convolution blocks (3x3, ReLU, 2x2 average pooling) in "
+        "front of the --depth hidden dense layers of --width units",
+    )
+    parser.add_argument(
+        "--channels", type=int, nargs="+", default=None,
+        help=f"cnn only: channels of the convolution blocks; default: "
+        f"{' '.join(map(str, book.channels))}",
+    )
     parser.add_argument("--no-cache", action="store_true", help="recompute every run")
 
 
@@ -79,8 +90,10 @@ def settings_from_args(args: argparse.Namespace) -> SampleComplexitySettings:
     """The :class:`~atf_lite.experiments.sample_complexity_run.SampleComplexitySettings` of
     parsed options: only the training options given on the command line override the recipe."""
     names = ("init", "width", "depth", "optimizer", "lr", "momentum", "batch_size", "max_epochs",
-             "output_scale", "patience")
+             "output_scale", "patience", "arch", "channels")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if "channels" in overrides:
+        overrides["channels"] = tuple(overrides["channels"])
     if overrides.get("patience") == 0:
         overrides["patience"] = None  # train every epoch, keep the best
     if "batch_size" in overrides:

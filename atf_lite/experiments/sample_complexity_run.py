@@ -54,6 +54,7 @@ from .._validation import check_nonnegative_int, check_positive_int
 from ..cache import cached
 from ..data import DATASETS, PREPROCESSINGS
 from ..networks.classifier import OPTIMIZERS, evaluate_classifier, fit_classifier
+from ..networks.cnn import cnn, image_shape_for
 from ..networks.feature_models import MODEL_KINDS, AdaptiveNet, FeatureModel, feature_model
 from ..networks.mlp import INITS, mlp
 from ..progress import progress_bar
@@ -81,6 +82,8 @@ __all__ = [
 
 PROTOCOLS = ("fixed-subset", "fresh-subset-per-epoch")
 N_CLASSES = 10
+#: Network families: the MLP, or convolution blocks in front of the same dense layers.
+ARCHS = ("mlp", "cnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +100,11 @@ class TrainSettings:
     ``init``: the initial weights (``"he"`` or ``"lecun"``, see :func:`~atf_lite.networks.mlp.mlp`);
     ``small_batch``: ``(n_max, batch)`` uses minibatches of ``batch`` when ``n_train ≤ n_max``
     (``None``: always ``batch_size``; see :meth:`batch_size_for`).
+    ``arch``: ``"mlp"``, or ``"cnn"`` for the convolutional network of
+    :func:`~atf_lite.networks.cnn.cnn`: one block (3×3 convolution, ReLU, 2×2 average pooling)
+    per entry of ``channels``, then the MLP's ``depth`` hidden dense layers of ``width`` units;
+    inputs are the flattened square images.  ``channels`` is ignored for the MLP, whose
+    :meth:`as_dict` leaves ``arch`` and ``channels`` out (so MLP settings read as before).
     """
 
     width: int = 128
@@ -110,6 +118,8 @@ class TrainSettings:
     output_scale: float = 1.0
     init: str = "he"
     small_batch: tuple[int, int] | None = None
+    arch: str = "mlp"
+    channels: tuple[int, ...] = (8, 16)
 
     def batch_size_for(self, n_train: int) -> int:
         """The minibatch size used at training-set size ``n_train``."""
@@ -148,10 +158,28 @@ class TrainSettings:
                     f"got {self.small_batch!r}"
                 )
             object.__setattr__(self, "small_batch", (int(pair[0]), int(pair[1])))
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        channels = tuple(self.channels)
+        if not channels or not all(isinstance(c, (int, np.integer)) and c >= 1 for c in channels):
+            raise ValueError(f"channels must be positive integers, got {self.channels!r}")
+        object.__setattr__(self, "channels", tuple(int(c) for c in channels))
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
+        """The settings as a JSON-serialisable dict (for an MLP without ``arch``/``channels``)."""
+        out = dataclasses.asdict(self)
+        if self.arch == "mlp":
+            del out["arch"], out["channels"]
+        else:
+            out["channels"] = list(self.channels)
+        return out
+
+    def network(self, d_in: int, *, seed: int) -> torch.nn.Sequential:
+        """The initial network for inputs of ``d_in`` features and ``N_CLASSES`` outputs."""
+        if self.arch == "cnn":
+            return cnn(image_shape_for(d_in), self.channels, hidden=(self.width,) * self.depth,
+                       d_out=N_CLASSES, seed=seed, init=self.init, flat_input=True)
+        return mlp(d_in, self.width, self.depth, d_out=N_CLASSES, seed=seed, init=self.init)
 
 
 #: Complete settings by name.  ``"preprocessing"`` is a property of the data, shared by all
@@ -201,11 +229,12 @@ def recipe_settings(
 
 
 def _weight_spectra(model: FeatureModel) -> dict[str, np.ndarray]:
-    """Singular values (descending, float64) of every weight matrix's change ``δW``."""
+    """Singular values (descending, float64) of every weight matrix's change ``δW`` (a
+    convolution's as ``[c_out, c_in·k_h·k_w]``)."""
     spectra = {}
     for name, change in model.parameter_change().items():
-        if name.endswith(".weight") and change.ndim == 2:
-            values = torch.linalg.svdvals(change.to(torch.float64))
+        if name.endswith(".weight") and change.ndim in (2, 4):
+            values = torch.linalg.svdvals(change.reshape(len(change), -1).to(torch.float64))
             spectra[name.removesuffix(".weight")] = values.numpy()
     return spectra
 
@@ -245,10 +274,7 @@ def run_one(
             stratified_indices(splits.y_pool.numpy(), int(n_train), seed=seed)
         )
         X, y = splits.X_pool[index], splits.y_pool[index]
-        base = mlp(
-            X.shape[1], settings.width, settings.depth, d_out=N_CLASSES, seed=seed,
-            init=settings.init,
-        )
+        base = settings.network(X.shape[1], seed=seed)
         model = feature_model(kind, base, output_scale=settings.output_scale)
         fresh = protocol == "fresh-subset-per-epoch"
         fit = fit_classifier(

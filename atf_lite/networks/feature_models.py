@@ -3,7 +3,9 @@
 They share one interface, :class:`FeatureModel`, and are all built from the same initial
 network: :class:`FullNet` (the network itself), :class:`LinearizedNet` (fixed tangent features)
 and :class:`AdaptiveNet` (per-layer transformed tangent features); :func:`feature_model` builds
-one by name.  :func:`atf_lite.networks.classifier.fit_classifier` trains any of them.
+one by name.  :func:`atf_lite.networks.classifier.fit_classifier` trains any of them.  The
+initial parameters ``θ0`` are buffers of each model, so ``.to(device)``, ``.double()`` and
+``state_dict()`` carry them along with the trainable tensors.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import math
 
 import torch
 from torch import nn
+from torch.func import functional_call, jvp
 
-from .functional import linearize
-from .tangent import is_structured_mlp
+from .conv_linearized import conv_tangent_plan, linearized_forward
+from .conv_tangent import is_structured_cnn
 
 __all__ = [
     "MODEL_KINDS",
@@ -45,12 +48,14 @@ def _key(name: str) -> str:
 class FeatureModel(nn.Module):
     """Common interface of :class:`FullNet`, :class:`LinearizedNet` and :class:`AdaptiveNet`.
 
-    Each is built from an initial network ``f(·; θ0)`` and maps inputs ``[n, d]`` to outputs
+    Each is built from an initial network ``f(·; θ0)`` and maps inputs ``[n, d]`` (or whatever
+    the network takes, e.g. images ``[n, C, H, W]``) to outputs
     ``output_scale · f(x; θ0 + δθ)`` (``[n, d_out]``) — exactly for the full network, to first
     order in ``δθ`` for the other two.  Subclasses differ in how ``δθ`` is parametrised; all
     start at ``δθ = 0``, so at initialisation every model computes ``output_scale`` times the
     initial network.  ``output_scale`` multiplies the outputs only; it is the knob of the lazy
-    (large) versus rich (small) regime.
+    (large) versus rich (small) regime.  ``θ0`` is stored as buffers named ``theta0_<name>``
+    (dots of the base network's parameter names replaced by underscores).
     """
 
     kind: str = ""
@@ -62,13 +67,22 @@ class FeatureModel(nn.Module):
         if not any(True for _ in base.parameters()):
             raise ValueError("base has no parameters to train")
         self.output_scale = _check_output_scale(output_scale)
-        # Initial parameters θ0, detached copies in the base network's order (device of base).
-        self._theta0 = {name: value.detach().clone() for name, value in base.named_parameters()}
+        # Initial parameters θ0: detached copies, registered as buffers so that they follow the
+        # module's device and dtype and are saved with it.  Base-network name → buffer name.
+        self._theta0_buffers: dict[str, str] = {}
+        for name, value in base.named_parameters():
+            self._theta0_buffers[name] = f"theta0_{_key(name)}"
+            self.register_buffer(self._theta0_buffers[name], value.detach().clone())
+
+    @property
+    def _theta0(self) -> dict[str, torch.Tensor]:
+        """``θ0`` as a dict in the base network's parameter order (the buffers themselves)."""
+        return {name: self._buffers[buffer] for name, buffer in self._theta0_buffers.items()}
 
     @property
     def initial_params(self) -> dict[str, torch.Tensor]:
         """The initial parameters ``θ0`` (name → tensor, the base network's names)."""
-        return dict(self._theta0)
+        return {name: value.detach() for name, value in self._theta0.items()}
 
     def parameter_change(self) -> dict[str, torch.Tensor]:
         """The current change ``δθ`` of every base parameter (name → detached tensor)."""
@@ -96,9 +110,8 @@ class FullNet(FeatureModel):
         return self.output_scale * self.net(X)
 
     def parameter_change(self) -> dict[str, torch.Tensor]:
-        return {
-            name: value.detach() - self._theta0[name] for name, value in self.net.named_parameters()
-        }
+        theta0 = self._theta0
+        return {name: value.detach() - theta0[name] for name, value in self.net.named_parameters()}
 
 
 def _relu_mlp_plan(base: nn.Module) -> list[tuple[str, str | None, bool]] | None:
@@ -131,27 +144,38 @@ class _TangentModel(FeatureModel):
     ``dz = W0 dh + (δW h + δb)``, and a ReLU passes ``dz`` where ``z > 0`` (the derivative
     torch's autograd uses, 0 at the kink).  Subclasses supply the per-layer term
     ``δW h + δb`` (:meth:`_layer_change`), so the adaptive model never needs to form its
-    weight change for small batches.  Any other architecture goes through one
-    Jacobian-vector product of :func:`atf_lite.networks.functional.linearize`.  Neither way
-    forms ``J(θ0)``.
+    weight change for small batches.  A convolutional network (convolutions, dense layers,
+    ReLU, pooling, reshapes) is propagated the same way with the whole change ``δθ``
+    (:func:`~atf_lite.networks.conv_linearized.linearized_forward`).  Any other architecture
+    goes through one Jacobian-vector product (``torch.func.jvp``).  No way forms ``J(θ0)``.
     """
 
     def __init__(self, base: nn.Module, *, output_scale: float = 1.0) -> None:
         super().__init__(base, output_scale=output_scale)
-        # The base module only supplies the architecture; its own tensors are never trained.
+        # The base module only supplies the architecture; its own tensors are never used (the
+        # parameters are always given), so it is kept out of the module tree.
+        self._architecture = (base,)
         self._plan = _relu_mlp_plan(base)
-        self._linearized = linearize(base, self._theta0) if self._plan is None else None
+        self._conv_plan = conv_tangent_plan(base) if self._plan is None else None
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Outputs ``output_scale · (f(X; θ0) + J(θ0) δθ)`` (``[n, d_out]``), ``X`` ``[n, d]``."""
         if self._plan is None:
-            delta = self._delta()
-            params = {name: self._theta0[name] + delta[name] for name in self._theta0}
-            return self.output_scale * self._linearized(X, params)
+            theta0 = self._theta0
+            if self._conv_plan is not None:
+                out = linearized_forward(X, self._conv_plan, theta0, self._delta())
+                return self.output_scale * out
+            base = self._architecture[0]
+            out0, change = jvp(
+                lambda params: functional_call(base, params, (X,)), (theta0,), (self._delta(),)
+            )
+            return self.output_scale * (out0 + change)
         h, dh = X, None
+        buffers, names = self._buffers, self._theta0_buffers
         for weight_name, bias_name, relu in self._plan:
-            weight = self._theta0[weight_name]
-            z = nn.functional.linear(h, weight, self._theta0.get(bias_name))
+            weight = buffers[names[weight_name]]
+            bias = None if bias_name is None else buffers[names[bias_name]]
+            z = nn.functional.linear(h, weight, bias)
             dz = self._layer_change(weight_name, bias_name, h)
             if dh is not None:
                 dz = dz + dh @ weight.T
@@ -207,7 +231,7 @@ class LinearizedNet(_TangentModel):
 
 
 class AdaptiveNet(_TangentModel):
-    """Adaptive tangent features: per dense layer ``δW = M1 K M2``, through the linearisation.
+    """Adaptive tangent features: per layer ``δW = M1 K M2``, through the linearisation.
 
     For a dense layer with weight ``W`` (``[m, d]``) the change is ``M1 K M2`` with ``M1``
     (``[m, m]``) acting on the layer's back-propagated signals ``g`` and ``M2`` acting on its
@@ -218,16 +242,24 @@ class AdaptiveNet(_TangentModel):
     input (the ``+ 1`` of the structured method of
     :func:`~atf_lite.networks.tangent.tangent_kernel`), so ``M2`` may also mix the constant input
     with the others.  With ``M1 = M2 = I`` the model is
-    :class:`LinearizedNet` with ``δ = K``.  ``base`` must be an ``nn.Sequential`` MLP.
+    :class:`LinearizedNet` with ``δ = K``.
+
+    A convolution ``nn.Conv2d`` (weight ``[m, c, k_h, k_w]``) is a dense layer applied to the
+    input patch at every position (:mod:`atf_lite.networks.conv_tangent`): its features are
+    ``Σ_p g_p ũ_pᵀ`` with ``ũ_p`` the patch ``(c·k_h·k_w`` values``)`` and the constant 1, so
+    ``M1`` (``[m, m]``) acts on the output channels, ``M2`` (``[c·k_h·k_w + 1]`` square) on
+    the patch dimension and ``K`` is the weight flattened to ``[m, c·k_h·k_w + 1]``.  ``base``
+    must be an ``nn.Sequential`` of ``nn.Linear`` / ``nn.Conv2d`` layers and parameter-free
+    modules (see :func:`~atf_lite.networks.conv_tangent.cnn_layers`).
     """
 
     kind = "adaptive"
 
     def __init__(self, base: nn.Module, *, output_scale: float = 1.0) -> None:
-        if not is_structured_mlp(base):
+        if not isinstance(base, nn.Module) or not is_structured_cnn(base):
             raise TypeError(
-                "AdaptiveNet needs base to be an nn.Sequential of nn.Linear layers and "
-                f"element-wise activations, got {type(base).__name__}"
+                "AdaptiveNet needs base to be an nn.Sequential of nn.Linear / nn.Conv2d layers "
+                f"and parameter-free modules, got {type(base).__name__}"
             )
         super().__init__(base, output_scale=output_scale)
         self.layers: list[tuple[str, str, str | None]] = []  # (key, weight name, bias name)
@@ -235,11 +267,11 @@ class AdaptiveNet(_TangentModel):
         self.K = nn.ParameterDict()
         self.M2 = nn.ParameterDict()
         for name, module in base.named_children():
-            if not isinstance(module, nn.Linear):
+            if not isinstance(module, (nn.Linear, nn.Conv2d)):
                 continue
             weight = self._theta0[f"{name}.weight"]
             bias_name = f"{name}.bias" if module.bias is not None else None
-            m, d = weight.shape
+            m, d = weight.shape[0], weight[0].numel()
             d_in = d + (bias_name is not None)
             like = {"dtype": weight.dtype, "device": weight.device}
             self.M1[name] = nn.Parameter(torch.eye(m, **like))
@@ -249,10 +281,12 @@ class AdaptiveNet(_TangentModel):
 
     def _delta(self) -> dict[str, torch.Tensor]:
         delta = {}
+        theta0 = self._theta0
         for key, weight_name, bias_name in self.layers:
             change = self.M1[key] @ self.K[key] @ self.M2[key]
-            d = self._theta0[weight_name].shape[1]
-            delta[weight_name] = change[:, :d]
+            shape = theta0[weight_name].shape
+            d = theta0[weight_name][0].numel()
+            delta[weight_name] = change[:, :d].reshape(shape)
             if bias_name is not None:
                 delta[bias_name] = change[:, d]
         return delta
@@ -262,7 +296,7 @@ class AdaptiveNet(_TangentModel):
     ) -> torch.Tensor:
         key = weight_name.removesuffix(".weight")
         M1, K, M2 = self.M1[key], self.K[key], self.M2[key]
-        m, d = self._theta0[weight_name].shape
+        m, d = self._buffers[self._theta0_buffers[weight_name]].shape
         if len(h) >= m:
             # Many inputs: forming δ[W b] = M1 K M2 once is the cheaper order.
             change = M1 @ K @ M2

@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from .._validation import to_numpy
+from .conv_tangent import cnn_layer_adapted_kernel, is_structured_cnn
 from .functional import Params, model_params
 from .path_averaging import path_averaged_features
-from .tangent import layer_signals
+from .tangent import is_structured_mlp, layer_signals
 
 __all__ = [
     "dense_layer_names",
@@ -84,7 +85,12 @@ def layer_adapted_kernel(
     the constant input of the bias) or ``[d, d]`` without.  Equivalent to transforming that
     layer's tangent features by ``Γ = A ⊗ B``; with every entry ``None`` it equals
     :func:`~atf_lite.networks.tangent.tangent_kernel`.  ``X2=None`` means ``X2 = X1``.
+    A convolutional network goes to
+    :func:`~atf_lite.networks.conv_tangent.cnn_layer_adapted_kernel` (one entry per
+    convolution or dense layer).
     """
+    if not is_structured_mlp(model) and is_structured_cnn(model):
+        return cnn_layer_adapted_kernel(X1, model, transforms, params, X2=X2)
     signals1 = layer_signals(X1, model, params)
     signals2 = signals1 if X2 is None else layer_signals(X2, model, params)
     if len(transforms) != len(signals1):

@@ -10,7 +10,8 @@ per input, parameters as a name → tensor dict, inputs ``X`` of shape ``[n, d]`
   ``nn.Sequential`` of ``nn.Linear`` and element-wise activations) the ``"structured"`` method
   uses that a dense layer's features are outer products ``g(x) h(x)ᵀ`` and sums
   ``(G_l G_lᵀ) ⊙ (H_l H_lᵀ + 1)`` over layers without forming ``Φ``
-  (:func:`layer_signals`).
+  (:func:`layer_signals`).  Convolutional networks take the same route through their
+  per-position factors (:mod:`atf_lite.networks.conv_tangent`).
 * :func:`naive_tangent_features`, :func:`naive_tangent_kernel`: one autograd call per input,
   the reference of the tests and benchmarks.
 """
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from .conv_tangent import cnn_tangent_features, cnn_tangent_kernel, is_structured_cnn
 from .functional import Params, check_inputs, model_params, rows_per_block, scalar_output
 
 __all__ = [
@@ -185,10 +187,13 @@ def tangent_features(
     Computed with ``torch.func`` (``vmap`` over ``jacrev`` of ``functional_call``) in batches
     of ``batch_size`` inputs (default: as many as keep one block under 2**26 floats).  For an
     MLP the outer-product structure of dense-layer features is used instead, which gives the
-    same matrix faster.
+    same matrix faster, and for a convolutional network its per-position factors
+    (:func:`~atf_lite.networks.conv_tangent.cnn_tangent_features`).
     """
     check_inputs(X, "X")
     theta = model_params(model, params)
+    if not is_structured_mlp(model) and is_structured_cnn(model):
+        return cnn_tangent_features(X, model, theta, batch_size=batch_size)
     p = sum(value.numel() for value in theta.values())
     batch = rows_per_block(X.shape[0], p, batch_size)
     structured = is_structured_mlp(model) and all(
@@ -245,7 +250,10 @@ def tangent_kernel(
     * ``"jacobian"``: blocks of ``Φ`` from ``torch.func`` (any single-output model);
     * ``"structured"``: ``Σ_l (G_l G_lᵀ) ⊙ (H_l H_lᵀ + 1)`` for an ``nn.Sequential`` MLP (the
       ``+ 1`` only for layers with a bias), never forming ``Φ``;
-    * ``"auto"``: ``"structured"`` when the model is such an MLP, else ``"jacobian"``.
+      a convolutional network sums its layers' per-position factors instead
+      (:func:`~atf_lite.networks.conv_tangent.cnn_tangent_kernel`);
+    * ``"auto"``: ``"structured"`` when the model is such an MLP or network, else
+      ``"jacobian"``.
 
     ``batch_size`` bounds the number of rows of ``X1`` (and ``X2``) processed at once.
     """
@@ -260,7 +268,9 @@ def tangent_kernel(
     if method not in {"auto", "jacobian", "structured"}:
         raise ValueError(f"method must be 'auto', 'jacobian' or 'structured', got {method!r}")
     if method == "auto":
-        method = "structured" if is_structured_mlp(model) else "jacobian"
+        method = "structured" if is_structured_cnn(model) else "jacobian"
+    if method == "structured" and not is_structured_mlp(model):
+        return cnn_tangent_kernel(X1, model, params, X2=X2, batch_size=batch_size)
     if method == "structured":
         return _structured_kernel(X1, X2, model, params, batch_size)
     return _jacobian_kernel(X1, X2, model, params, batch_size)
