@@ -1001,6 +1001,8 @@ NOT_SWEPT: dict[str, str] = {
         "alignment_by_architecture", "format_architecture_table",
     )},
     "atf_lite.experiments.cnn_alignment:CNNAlignmentResult": _RECORD,
+    "atf_lite.networks.functional:check_transform": (
+        "the shared check of the layer transforms, swept through layer_adapted_kernel"),
     **{f"atf_lite.networks.{name}": _INNER_STEP for name in (
         "conv_tangent:conv_patches", "conv_tangent:layer_features", "conv_tangent:gram_term",
         "conv_tangent:patch_gram_is_cheaper", "conv_linearized:conv_tangent_plan",

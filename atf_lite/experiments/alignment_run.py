@@ -43,7 +43,7 @@ from ..networks.functional import model_output
 from ..networks.mlp import mlp
 from ..networks.path_averaging import PATH_RULES, path_averaged_kernel
 from ..networks.tangent import tangent_kernel
-from ..networks.training import train
+from ..networks.training import TrainResult, train
 from ..progress import progress_bar
 from .alignment_checks import StageProgress, TasksCoincideWarning, task_overlap
 
@@ -246,6 +246,47 @@ class TaskResult:
         """Training MSE after the last epoch."""
         return float(self.losses[-1])
 
+    @classmethod
+    def from_kernels(
+        cls,
+        target: torch.Tensor,
+        run: TrainResult,
+        output0: np.ndarray,
+        output1: np.ndarray,
+        K0: np.ndarray,
+        K_final: np.ndarray,
+        K_bar: np.ndarray,
+        *,
+        identity_residual: float,
+        seconds: dict[str, float],
+        pieces: np.ndarray | None = None,
+    ) -> TaskResult:
+        """Every alignment, the decomposition and ``‖β̂‖`` of one trained network, from its
+        outputs ``[n]`` and kernels ``[n, n]`` (shared by the MLP and the CNN experiments)."""
+        K_output = label_kernel(output1 - output0)
+        decomposition = decompose_kernel(K_bar, K0, K_output)
+        target64 = to_numpy(target)
+        return cls(
+            target=target64,
+            params0={k: v.cpu() for k, v in run.params0.items()},
+            params1={k: v.cpu() for k, v in run.params1.items()},
+            losses=np.asarray(run.losses, dtype=np.float64),
+            output0=output0,
+            output1=output1,
+            K_final=K_final,
+            K_bar=K_bar,
+            identity_residual=float(identity_residual),
+            alignment=kernel_alignment(K_bar, K_output),
+            alignment_initial=kernel_alignment(K0, K_output),
+            alignment_final=kernel_alignment(K_final, K_output),
+            alignment_change=kernel_alignment(K_bar - K0, K_output),
+            alignment_centered=kernel_alignment(K_bar, K_output, centered=True),
+            tangent_norm=_tangent_norm(K0, target64 - output0),
+            decomposition=(decomposition.a, decomposition.b, decomposition.relative_residual),
+            seconds=seconds,
+            pieces=pieces,
+        )
+
 
 @dataclass(frozen=True)
 class AlignmentResult:
@@ -322,29 +363,10 @@ def _run_task(
             X, model, run.params0, run.params1, nodes=settings.nodes, rule=settings.rule
         )
         K_bar = to_numpy(path.K_bar)
-    K_output = label_kernel(output1 - output0)
-    decomposition = decompose_kernel(K_bar, K0, K_output)
-    target64 = to_numpy(target)
-    return TaskResult(
-        target=target64,
-        params0={k: v.cpu() for k, v in run.params0.items()},
-        params1={k: v.cpu() for k, v in run.params1.items()},
-        losses=np.asarray(run.losses, dtype=np.float64),
-        output0=output0,
-        output1=output1,
-        K_final=K_final,
-        K_bar=K_bar,
-        identity_residual=float(path.residual),
-        alignment=kernel_alignment(K_bar, K_output),
-        alignment_initial=kernel_alignment(K0, K_output),
-        alignment_final=kernel_alignment(K_final, K_output),
-        alignment_change=kernel_alignment(K_bar - K0, K_output),
-        alignment_centered=kernel_alignment(K_bar, K_output, centered=True),
-        tangent_norm=_tangent_norm(K0, target64 - output0),
-        decomposition=(decomposition.a, decomposition.b, decomposition.relative_residual),
-        seconds={"training": trained - start, "kernels": time.perf_counter() - trained},
-        pieces=path.pieces,
-    )
+    seconds = {"training": trained - start, "kernels": time.perf_counter() - trained}
+    return TaskResult.from_kernels(target, run, output0, output1, K0, K_final, K_bar,
+                                   identity_residual=path.residual, seconds=seconds,
+                                   pieces=path.pieces)
 
 
 def _experiment(

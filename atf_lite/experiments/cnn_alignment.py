@@ -24,7 +24,6 @@ The result is an :class:`~atf_lite.experiments.alignment_run.AlignmentResult` (i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import dataclasses
 import json
@@ -33,13 +32,14 @@ import pathlib
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from .._threads import limit_threads
 from .._validation import (
     check_nonnegative_int,
     check_positive_int,
@@ -48,7 +48,6 @@ from .._validation import (
     is_integer,
     to_numpy,
 )
-from ..alignment import decompose_kernel, kernel_alignment, label_kernel
 from ..cache import cached
 from ..data import DATASETS, load_digits_pair, load_mnist_pair
 from ..networks.cnn import POOLINGS, cnn, image_shape_for
@@ -190,17 +189,6 @@ def _network(settings: CNNAlignmentSettings, d: int) -> torch.nn.Sequential:
                pooling=settings.pooling, seed=settings.seed, flat_input=True)
 
 
-@contextlib.contextmanager
-def _torch_threads(count: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _run_task(
     X: torch.Tensor,
     target: torch.Tensor,
@@ -221,31 +209,9 @@ def _run_task(
                                       rule=settings.rule)
     K_bar = to_numpy(path.Phi_bar @ path.Phi_bar.T)
     K_final = to_numpy(tangent_kernel(X, model, run.params1))
-    K_output = label_kernel(output1 - output0)
-    decomposition = decompose_kernel(K_bar, K0, K_output)
-    target64 = to_numpy(target)
-    # ‖β̂‖ = (rᵀ K0⁺ r)^½ of the residual the network must learn (Theorem 1's difficulty).
-    residual = target64 - output0
-    alpha = np.linalg.lstsq(K0, residual, rcond=None)[0]
-    return TaskResult(
-        target=target64,
-        params0={k: v.cpu() for k, v in run.params0.items()},
-        params1={k: v.cpu() for k, v in run.params1.items()},
-        losses=np.asarray(run.losses, dtype=np.float64),
-        output0=output0,
-        output1=output1,
-        K_final=K_final,
-        K_bar=K_bar,
-        identity_residual=float(path.residual),
-        alignment=kernel_alignment(K_bar, K_output),
-        alignment_initial=kernel_alignment(K0, K_output),
-        alignment_final=kernel_alignment(K_final, K_output),
-        alignment_change=kernel_alignment(K_bar - K0, K_output),
-        alignment_centered=kernel_alignment(K_bar, K_output, centered=True),
-        tangent_norm=float(np.sqrt(max(residual @ alpha, 0.0))),
-        decomposition=(decomposition.a, decomposition.b, decomposition.relative_residual),
-        seconds={"training": trained - start, "kernels": time.perf_counter() - trained},
-    )
+    seconds = {"training": trained - start, "kernels": time.perf_counter() - trained}
+    return TaskResult.from_kernels(target, run, output0, output1, K0, K_final, K_bar,
+                                   identity_residual=path.residual, seconds=seconds)
 
 
 def _experiment(
@@ -294,7 +260,7 @@ def cnn_alignment_experiment(
         check_positive_int(threads, "threads")
 
     def compute() -> CNNAlignmentResult:
-        with _torch_threads(threads):
+        with limit_threads(threads):
             return _experiment(settings, mnist_root, torch.device(device), progress)
 
     return cached("cnn-kernel-alignment", settings.as_dict(), compute, use_cache=use_cache)

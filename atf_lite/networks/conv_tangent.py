@@ -48,7 +48,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_int, describe
-from .functional import MAX_BLOCK_FLOATS, Params, check_inputs, model_params, scalar_output
+from .functional import (
+    MAX_BLOCK_FLOATS,
+    Params,
+    check_inputs,
+    check_transform,
+    model_params,
+    scalar_output,
+)
 
 __all__ = [
     "PARAMETER_FREE_MODULES",
@@ -375,15 +382,6 @@ def cnn_tangent_kernel(
     return _kernel(factors1, factors2)
 
 
-def _check_transform(M: object, size: int, what: str) -> torch.Tensor:
-    M = torch.as_tensor(M, dtype=torch.float64)
-    if M.shape != (size, size):
-        raise ValueError(f"{what} must have shape ({size}, {size}), got {tuple(M.shape)}")
-    if not torch.isfinite(M).all():
-        raise ValueError(f"{what} contains NaN or infinite values")
-    return M
-
-
 def cnn_layer_adapted_kernel(
     X1: torch.Tensor,
     model: nn.Module,
@@ -432,8 +430,8 @@ def cnn_layer_adapted_kernel(
             continue
         if len(transform) != 2:
             raise ValueError(f"transforms[{index}] must be None or a pair (A, B)")
-        checked.append((_check_transform(transform[0], m, f"transforms[{index}][0] (A)"),
-                        _check_transform(transform[1], d, f"transforms[{index}][1] (B)")))
+        checked.append((check_transform(transform[0], m, f"transforms[{index}][0] (A)"),
+                        check_transform(transform[1], d, f"transforms[{index}][1] (B)")))
     factors1 = _factors(X1, model, theta, None, checked)
     factors2 = factors1 if X2 is None else _factors(X2, model, theta, None, checked)
     return _kernel(factors1, factors2)

@@ -27,6 +27,7 @@ __all__ = [
     "flatten_params",
     "unflatten_params",
     "check_inputs",
+    "check_transform",
     "check_model",
     "scalar_output",
     "model_output",
@@ -112,6 +113,17 @@ def unflatten_params(vector: torch.Tensor, like: Params) -> dict[str, torch.Tens
         raise ValueError(f"vector must have shape [{sum(sizes)}], got {tuple(vector.shape)}")
     pieces = torch.split(vector, sizes)
     return {name: piece.reshape(value.shape) for (name, value), piece in zip(like.items(), pieces)}
+
+
+def check_transform(M: object, size: int, what: str) -> torch.Tensor:
+    """A layer's feature transformation as a finite float64 tensor ``[size, size]``; the error
+    names it by ``what`` (for example ``"transforms[0][1]"``)."""
+    M = torch.as_tensor(M, dtype=torch.float64)
+    if M.shape != (size, size):
+        raise ValueError(f"{what} must have shape ({size}, {size}), got {tuple(M.shape)}")
+    if not torch.isfinite(M).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    return M
 
 
 def check_inputs(X: torch.Tensor, name: str) -> None:

@@ -28,7 +28,7 @@ from torch import nn
 
 from .._validation import to_numpy
 from .conv_tangent import cnn_layer_adapted_kernel, is_structured_cnn
-from .functional import Params, model_params
+from .functional import Params, check_transform, model_params
 from .path_averaging import path_averaged_features
 from .tangent import is_structured_mlp, layer_signals
 
@@ -58,15 +58,6 @@ def _augmented_inputs(H: torch.Tensor, has_bias: bool) -> torch.Tensor:
     if not has_bias:
         return H
     return torch.cat([H, torch.ones(H.shape[0], 1, dtype=torch.float64, device=H.device)], 1)
-
-
-def _check_transform(M: np.ndarray | torch.Tensor, size: int, what: str) -> torch.Tensor:
-    M = torch.as_tensor(M, dtype=torch.float64)
-    if M.shape != (size, size):
-        raise ValueError(f"{what} must have shape ({size}, {size}), got {tuple(M.shape)}")
-    if not torch.isfinite(M).all():
-        raise ValueError(f"{what} contains NaN or infinite values")
-    return M
 
 
 def layer_adapted_kernel(
@@ -107,8 +98,8 @@ def layer_adapted_kernel(
         if transform is not None:
             if len(transform) != 2:
                 raise ValueError(f"transforms[{index}] must be None or a pair (A, B)")
-            A = _check_transform(transform[0], G1.shape[1], f"transforms[{index}][0] (A)")
-            B = _check_transform(transform[1], H1.shape[1], f"transforms[{index}][1] (B)")
+            A = check_transform(transform[0], G1.shape[1], f"transforms[{index}][0] (A)")
+            B = check_transform(transform[1], H1.shape[1], f"transforms[{index}][1] (B)")
             G1, G2 = G1 @ A, G2 @ A
             H1, H2 = H1 @ B, H2 @ B
         term = (G1 @ G2.T) * (H1 @ H2.T)
