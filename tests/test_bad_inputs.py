@@ -1534,9 +1534,6 @@ KNOWN_FAILURES: dict[str, set[str]] = {
         'X1/inf',  # unnamed: ValueError: X contains NaN or infinite values
         'X1/complex',  # unnamed: TypeError: X must be real, got a complex tensor (torch.complex128
         'X1/int-dtype',  # unnamed: TypeError: X must be a floating-point tensor, got dtype torch.i
-        'model/None',  # unnamed: TypeError: the structured method needs an nn.Sequential MLP, got
-        'model/string',  # unnamed: TypeError: the structured method needs an nn.Sequential MLP, go
-        'model/number',  # unnamed: TypeError: the structured method needs an nn.Sequential MLP, go
         'transforms/number',  # unnamed: TypeError: object of type 'int' has no len()
         'X2/more-dims',  # unnamed: ValueError: tangent features need a model with one scalar outpu
         'X2/fewer-dims',  # unnamed: ValueError: X must have shape [n, ...] with a batch dimension,
