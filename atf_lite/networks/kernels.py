@@ -28,7 +28,7 @@ from torch import nn
 
 from .._validation import to_numpy
 from .conv_tangent import cnn_layer_adapted_kernel, is_structured_cnn
-from .functional import Params, check_transform, model_params
+from .functional import Params, check_inputs, check_transform, model_params
 from .path_averaging import path_averaged_features
 from .tangent import is_structured_mlp, layer_signals
 
@@ -82,6 +82,12 @@ def layer_adapted_kernel(
     """
     if not is_structured_mlp(model) and is_structured_cnn(model):
         return cnn_layer_adapted_kernel(X1, model, transforms, params, X2=X2)
+    check_inputs(X1, "X1")
+    if X2 is not None:
+        check_inputs(X2, "X2")
+    if isinstance(transforms, (str, bytes)) or not isinstance(transforms, Sequence):
+        raise TypeError(f"transforms must be a sequence of (A, B) pairs or None, got "
+                        f"{type(transforms).__name__}")
     signals1 = layer_signals(X1, model, params)
     signals2 = signals1 if X2 is None else layer_signals(X2, model, params)
     if len(transforms) != len(signals1):
