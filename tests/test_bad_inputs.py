@@ -1199,37 +1199,8 @@ KNOWN_FAILURES: dict[str, set[str]] = {
         'args/number',  # unnamed: AttributeError: 'int' object has no attribute 'n'
     },
     # ---- atf_lite.experiments.alignment_report
-    'atf_lite.experiments.alignment_report:diagonal_quarters': {
-        'result/None',  # unnamed: AttributeError: 'NoneType' object has no attribute 'tasks'
-        'result/string',  # unnamed: AttributeError: 'str' object has no attribute 'tasks'
-        'result/number',  # unnamed: AttributeError: 'int' object has no attribute 'tasks'
-    },
-    'atf_lite.experiments.alignment_report:format_seed_table': {
-        'results/string',  # unnamed: AttributeError: 'str' object has no attribute 'settings'
-        'results/number',  # unnamed: TypeError: 'int' object is not iterable
-        'metrics/None',  # unnamed: TypeError: 'NoneType' object is not iterable
-        'metrics/string',  # unnamed: AttributeError: 'TaskResult' object has no attribute 'a'
-        'metrics/unknown-entry',  # unnamed: AttributeError: 'TaskResult' object has no attribute '
-        'metrics/empty',  # silent: returned normally
-    },
-    'atf_lite.experiments.alignment_report:plot_kernels': {
-        'result/None',  # unnamed: AttributeError: 'NoneType' object has no attribute 'order'
-        'result/string',  # unnamed: AttributeError: 'str' object has no attribute 'order'
-        'result/number',  # unnamed: AttributeError: 'int' object has no attribute 'order'
-    },
-    'atf_lite.experiments.alignment_report:summary': {
-        'result/None',  # unnamed: AttributeError: 'NoneType' object has no attribute 'tasks'
-        'result/string',  # unnamed: AttributeError: 'str' object has no attribute 'tasks'
-        'result/number',  # unnamed: AttributeError: 'int' object has no attribute 'tasks'
-    },
     'atf_lite.experiments.alignment_report:write_outputs': {
-        'result/None',  # unnamed: AttributeError: 'NoneType' object has no attribute 'order'
-        'result/string',  # unnamed: AttributeError: 'str' object has no attribute 'order'
-        'result/number',  # unnamed: AttributeError: 'int' object has no attribute 'order'
-        'out_dir/None',  # unnamed: TypeError: expected str, bytes or os.PathLike object, not NoneT
         'out_dir/string',  # silent: returned normally
-        'out_dir/number',  # unnamed: TypeError: expected str, bytes or os.PathLike object, not int
-        'command/number',  # silent: returned normally
     },
     # ---- atf_lite.experiments.alignment_run
     'atf_lite.experiments.alignment_run:AlignmentSettings': {
@@ -1330,102 +1301,8 @@ KNOWN_FAILURES: dict[str, set[str]] = {
         'args/number',  # unnamed: AttributeError: 'int' object has no attribute 'init'
     },
     # ---- atf_lite.experiments.sample_complexity_report
-    'atf_lite.experiments.sample_complexity_report:effective_rank': {
-        'singular_values/None',  # unnamed: AxisError: axis -1 is out of bounds for array of dimens
-        'singular_values/strings',  # unnamed: ValueError: could not convert string to float: np.st
-        'singular_values/fewer-dims',  # unnamed: AxisError: axis -1 is out of bounds for array of
-        'singular_values/complex',  # silent: returned normally
-        'energy/None',  # unnamed: TypeError: '<' not supported between instances of 'int' and 'Non
-        'energy/numeric-string',  # unnamed: TypeError: '<' not supported between instances of 'int
-        'energy/bool',  # silent: returned normally
-        'energy/complex',  # unnamed: TypeError: '<' not supported between instances of 'int' and '
-    },
-    'atf_lite.experiments.sample_complexity_report:format_summary': {
-        'summary/None',  # unnamed: TypeError: argument of type 'NoneType' is not iterable
-        'summary/number',  # unnamed: TypeError: argument of type 'int' is not iterable
-        'decimals/None',  # unnamed: TypeError: unsupported operand type(s) for *: 'int' and 'NoneT
-        'decimals/negative',  # unnamed: ValueError: Format specifier missing precision
-        'decimals/float',  # unnamed: ValueError: Invalid format specifier '.2.5f' for object of ty
-        'decimals/bool',  # unnamed: ValueError: Format specifier missing precision
-        'decimals/numeric-string',  # unnamed: TypeError: can only concatenate str (not "int") to s
-        'decimals/nan',  # unnamed: ValueError: Invalid format specifier '>nan' for object of type
-    },
-    'atf_lite.experiments.sample_complexity_report:plot_sample_complexity': {
-        'ax/None',  # unnamed: AttributeError: 'NoneType' object has no attribute 'errorbar'
-        'ax/string',  # unnamed: AttributeError: 'str' object has no attribute 'errorbar'
-        'ax/number',  # unnamed: AttributeError: 'int' object has no attribute 'errorbar'
-        'summary/None',  # unnamed: TypeError: argument of type 'NoneType' is not iterable
-        'summary/string',  # silent: returned normally
-        'summary/number',  # unnamed: TypeError: argument of type 'int' is not iterable
-        'summary/empty',  # silent: returned normally
-        'title/number',  # silent: returned normally
-    },
-    'atf_lite.experiments.sample_complexity_report:sample_ratio': {
-        'results/None',  # unnamed: TypeError: 'NoneType' object is not iterable
-        'results/string',  # unnamed: TypeError: string indices must be integers, not 'str'
-        'results/number',  # unnamed: TypeError: 'int' object is not iterable
-        'levels/complex-entry',  # unnamed: TypeError: float() argument must be a string or a real
-        'numerator/None',  # unnamed: ValueError: results must hold None and 'adaptive' runs at the
-        'numerator/unknown',  # unnamed: ValueError: results must hold 'no-such-option' and 'adapti
-        'numerator/number',  # unnamed: ValueError: results must hold 3 and 'adaptive' runs at the
-        'denominator/None',  # unnamed: ValueError: results must hold 'fixed' and None runs at the
-        'denominator/unknown',  # unnamed: ValueError: results must hold 'fixed' and 'no-such-optio
-        'denominator/number',  # unnamed: ValueError: results must hold 'fixed' and 3 runs at the s
-        'n_boot/bool',  # silent: returned normally
-        'confidence/None',  # unnamed: TypeError: '<' not supported between instances of 'int' and
-        'confidence/numeric-string',  # unnamed: TypeError: '<' not supported between instances of
-        'confidence/complex',  # unnamed: TypeError: '<' not supported between instances of 'int' a
-        'seed/None',  # silent: returned normally
-        'seed/float',  # unnamed: TypeError: SeedSequence expects int or sequence of ints for entro
-        'seed/bool',  # silent: returned normally
-        'seed/numeric-string',  # unnamed: TypeError: SeedSequence expects int or sequence of ints
-        'seed/nan',  # unnamed: TypeError: SeedSequence expects int or sequence of ints for entropy
-    },
-    'atf_lite.experiments.sample_complexity_report:samples_needed': {
-        'summary/None',  # unnamed: AttributeError: 'NoneType' object has no attribute 'items'
-        'summary/string',  # unnamed: AttributeError: 'str' object has no attribute 'items'
-        'summary/number',  # unnamed: AttributeError: 'int' object has no attribute 'items'
-        'summary/empty',  # silent: returned normally
-        'levels/None',  # unnamed: TypeError: 'NoneType' object is not iterable
-        'levels/string',  # unnamed: UFuncTypeError: ufunc 'less_equal' did not contain a loop with
-        'levels/nan-entry',  # silent: returned normally
-        'levels/complex-entry',  # silent: returned normally
-        'levels/empty',  # silent: returned normally
-    },
-    'atf_lite.experiments.sample_complexity_report:samples_to_reach': {
-        'n/nan-entry',  # silent: returned normally
-        'n/complex-entry',  # unnamed: TypeError: float() argument must be a string or a real numbe
-        'error/complex-entry',  # unnamed: TypeError: float() argument must be a string or a real n
-        'level/None',  # unnamed: TypeError: '<=' not supported between instances of 'float' and 'N
-        'level/nan',  # silent: returned normally
-        'level/inf',  # silent: returned normally
-        'level/numeric-string',  # unnamed: UFuncTypeError: ufunc 'less_equal' did not contain a lo
-        'level/bool',  # silent: returned normally
-        'level/complex',  # silent: returned normally
-    },
-    'atf_lite.experiments.sample_complexity_report:select_variants': {
-        'rows/None',  # unnamed: TypeError: 'NoneType' object is not iterable
-        'rows/string',  # unnamed: TypeError: string indices must be integers, not 'str'
-        'rows/number',  # unnamed: TypeError: 'int' object is not iterable
-    },
-    'atf_lite.experiments.sample_complexity_report:summarize': {
-        'results/None',  # unnamed: TypeError: 'NoneType' object is not iterable
-        'results/string',  # unnamed: TypeError: string indices must be integers, not 'str'
-        'results/number',  # unnamed: TypeError: 'int' object is not iterable
-    },
-    'atf_lite.experiments.sample_complexity_report:sweep_table': {
-        'records/None',  # unnamed: TypeError: 'NoneType' object is not iterable
-        'records/string',  # unnamed: TypeError: string indices must be integers, not 'str'
-        'records/number',  # unnamed: TypeError: 'int' object is not iterable
-    },
     'atf_lite.experiments.sample_complexity_report:write_outputs': {
-        'result/None',  # unnamed: AttributeError: 'NoneType' object has no attribute 'config'
-        'result/string',  # unnamed: AttributeError: 'str' object has no attribute 'config'
-        'result/number',  # unnamed: AttributeError: 'int' object has no attribute 'config'
-        'out_dir/None',  # unnamed: TypeError: expected str, bytes or os.PathLike object, not NoneT
         'out_dir/string',  # silent: returned normally
-        'out_dir/number',  # unnamed: TypeError: expected str, bytes or os.PathLike object, not int
-        'command/number',  # silent: returned normally
     },
     # ---- atf_lite.experiments.sample_complexity_run
     'atf_lite.experiments.sample_complexity_run:SampleComplexitySettings': {
@@ -1807,8 +1684,6 @@ def test_listed_case_is_refused_by_name(case):
         thunk()
 
 
-@pytest.mark.xfail(reason="sample_complexity_report validates its input in a separate change",
-                   strict=False)
 def test_nan_size_in_samples_to_reach_is_refused():
     from atf_lite.experiments.sample_complexity_report import samples_to_reach
 

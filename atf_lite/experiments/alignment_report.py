@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -20,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._validation import check_option, describe
 from ..alignment import kernel_alignment, label_kernel
 from ..plotting import COLORS, heatmap, use_style
 from ..theory.effective import adaptation_scale
 from ..theory.penalties import PenaltyLike, omega_sq
 from .alignment_checks import task_overlap
 from .alignment_quadrature import QuadratureConvergence
-from .alignment_run import TASKS, AlignmentResult
+from .alignment_run import TASKS, AlignmentResult, TaskResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -59,8 +61,18 @@ def format_seed_table(
     the sample standard deviation.  Alignments are printed with three decimals, losses and
     residuals with two significant digits.
     """
+    if isinstance(results, AlignmentResult) or not isinstance(results, Sequence) or isinstance(
+        results, str | bytes
+    ):
+        raise TypeError(f"results must be a sequence of AlignmentResult, got {describe(results)}")
     if not results:
         raise ValueError("results must not be empty")
+    for result in results:
+        if not isinstance(result, AlignmentResult):
+            raise TypeError(
+                f"results must hold AlignmentResult objects, got {type(result).__name__}"
+            )
+    metrics = _check_metrics(metrics)
     seeds = [result.settings.seed for result in results]
     header = f"{'metric':<20}{'task':<12}" + "".join(f"{'seed ' + str(s):>10}" for s in seeds)
     lines = [header + f"{'mean ± sd':>22}"]
@@ -73,6 +85,18 @@ def format_seed_table(
             summary_cell = f"{values.mean():{fmt}} ± {spread:{fmt}}"
             lines.append(f"{metric:<20}{task:<12}{cells}{summary_cell:>22}")
     return "\n".join(lines)
+
+
+def _check_metrics(metrics: Any) -> tuple[str, ...]:
+    if metrics is None or isinstance(metrics, str | bytes) or not isinstance(metrics, Iterable):
+        raise TypeError(f"metrics must be a sequence of metric names, got {describe(metrics)}")
+    metrics = tuple(metrics)
+    if not metrics:
+        raise ValueError("metrics must not be empty")
+    names = tuple(field.name for field in dataclasses.fields(TaskResult))
+    for metric in metrics:
+        check_option(metric, "metrics", names)
+    return metrics
 
 
 def _kernel(result: AlignmentResult, kernel: str, task: str) -> np.ndarray:
@@ -93,10 +117,18 @@ def diagonal_quarters(
 
     ``kernel``: ``"K_bar"``, ``"K_final"`` (of ``task``) or ``"K0"``.
     """
+    _check_result(result)
     diagonal = np.diag(_kernel(result, kernel, task))
     order = np.argsort(np.abs(result.y), kind="stable")
     quarter = max(1, len(order) // 4)
     return float(diagonal[order[:quarter]].mean()), float(diagonal[order[-quarter:]].mean())
+
+
+def _check_out_dir(out_dir: Any, command: Any) -> None:
+    if not isinstance(out_dir, str | os.PathLike):
+        raise TypeError(f"out_dir must be a path, got {describe(out_dir)}")
+    if command is not None and not isinstance(command, str):
+        raise TypeError(f"command must be a string or None, got {describe(command)}")
 
 
 def _check_result(result: Any) -> None:
@@ -147,6 +179,7 @@ def plot_kernels(result: AlignmentResult) -> Figure:
     """Figure 1: heat maps of ``K0``, ``K̄`` and ``K_ŷ`` per task, points ordered by ``y``, each
     with its colour bar.  Titles give the cosine similarity of each kernel with ``K_ŷ``.
     Returns the figure."""
+    _check_result(result)
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(TASKS), 3, figsize=(9.0, 5.6), constrained_layout=True)
@@ -234,6 +267,7 @@ def summary(result: AlignmentResult) -> dict[str, Any]:
     """JSON-serialisable summary: config, targets, warnings (the tasks nearly coincide:
     :func:`~atf_lite.experiments.alignment_checks.task_overlap`), per-task alignments,
     residuals, losses, pieces per input (exact rule) and times."""
+    _check_result(result)
     tasks = {}
     for task, res in result.tasks.items():
         a, b, relative = res.decomposition
@@ -280,6 +314,8 @@ def write_outputs(
 ) -> list[pathlib.Path]:
     """Write ``kernels.{png,pdf}`` (Figure 1), ``difficulty.{png,pdf}`` (Figure 3, sign task)
     and ``summary.json`` into ``out_dir`` (created if needed); return the paths written."""
+    _check_result(result)
+    _check_out_dir(out_dir, command)
     import matplotlib.pyplot as plt
 
     out = pathlib.Path(out_dir)

@@ -16,11 +16,20 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._validation import (
+    check_array,
+    check_int,
+    check_nonnegative_int,
+    check_option,
+    check_positive_int,
+    check_real,
+    describe,
+)
 from ..networks.feature_models import MODEL_KINDS
 from ..plotting import COLORS, use_style
 from .sample_complexity_run import SampleComplexityResult
@@ -42,6 +51,30 @@ __all__ = [
 ]
 
 
+def _check_records(records: Any, name: str) -> None:
+    """``records`` must be a sequence of dicts."""
+    if isinstance(records, str | bytes) or not isinstance(records, Sequence):
+        raise TypeError(f"{name} must be a sequence of dicts, got {describe(records)}")
+    for record in records:
+        if not isinstance(record, Mapping):
+            raise TypeError(f"{name} must hold dicts, got an entry {describe(record)}")
+
+
+def _check_summary(summary: Any) -> None:
+    """``summary`` must be a non-empty :func:`summarize` result."""
+    if not isinstance(summary, Mapping):
+        raise TypeError(f"summary must be a dict of per-model curves, got {describe(summary)}")
+    if not summary:
+        raise ValueError("summary must not be empty, got {}")
+
+
+def _check_out_dir(out_dir: Any, command: Any) -> None:
+    if not isinstance(out_dir, str | os.PathLike):
+        raise TypeError(f"out_dir must be a path, got {describe(out_dir)}")
+    if command is not None and not isinstance(command, str):
+        raise TypeError(f"command must be a string or None, got {describe(command)}")
+
+
 def _mean_transform_change(record: dict) -> float:
     pairs = record.get("transform_change")
     if not pairs:
@@ -60,6 +93,7 @@ def sweep_table(records: Sequence[dict], *, layer: str | None = None) -> list[di
     the adaptive model) and ``effective_rank`` of ``δW`` of ``layer`` (90 % of the energy;
     default: the first hidden-to-hidden layer, else the first layer).
     """
+    _check_records(records, "records")
     groups: dict[tuple[str, str], list[dict]] = {}
     for record in records:
         groups.setdefault((record["variant"], record["model"]), []).append(record)
@@ -89,6 +123,7 @@ def sweep_table(records: Sequence[dict], *, layer: str | None = None) -> list[di
 def select_variants(rows: Sequence[dict]) -> dict[str, str]:
     """Per model, the variant of :func:`sweep_table` rows with the lowest mean validation error
     (ties: the earlier row)."""
+    _check_records(rows, "rows")
     best: dict[str, dict] = {}
     for row in rows:
         current = best.get(row["model"])
@@ -102,6 +137,7 @@ def summarize(results: Sequence[dict]) -> dict[str, dict[str, np.ndarray]]:
 
     ``sd`` is the sample standard deviation (``ddof=1``; zero for a single seed).
     """
+    _check_records(results, "results")
     table: dict[str, dict[int, list[float]]] = {}
     for record in results:
         table.setdefault(record["model"], {}).setdefault(record["n_train"], []).append(
@@ -127,8 +163,9 @@ def samples_to_reach(n: Sequence[float], error: Sequence[float], level: float) -
     crossing.  Returns ``nan`` when the curve never reaches ``level`` and ``n[0]`` when it is
     already there at the smallest size (a bound: fewer samples might do).
     """
-    n = np.asarray(n, dtype=float)
-    error = np.asarray(error, dtype=float)
+    n = check_array(n, "n", ndim=1, column_as_vector=False)
+    error = check_array(error, "error", ndim=1, column_as_vector=False)
+    level = check_real(level, "level")
     if n.ndim != 1 or n.shape != error.shape or len(n) == 0:
         raise ValueError("n and error must be 1-D arrays of the same non-zero length")
     if np.any(np.diff(n) <= 0) or n[0] <= 0:
@@ -164,6 +201,8 @@ def _reach_batch(n: Sequence[float], curves: np.ndarray, level: float) -> np.nda
 def samples_needed(summary: dict, levels: Sequence[float]) -> dict[str, np.ndarray]:
     """Per model of a :func:`summarize` result, :func:`samples_to_reach` of its mean test-error
     curve for each of ``levels`` (``[len(levels)]``, ``nan`` where a level is never reached)."""
+    _check_summary(summary)
+    levels = check_array(levels, "levels", ndim=1, column_as_vector=False)
     return {
         kind: np.array([samples_to_reach(row["n"], row["mean"], level) for level in levels])
         for kind, row in summary.items()
@@ -192,11 +231,15 @@ def sample_ratio(
     draws in which both curves reach the level (the interval uses those draws only; ``nan``
     where none does).
     """
-    levels = np.asarray(levels, dtype=float)
+    _check_records(results, "results")
+    levels = check_array(levels, "levels", finite=False, allow_empty=True)
     if levels.ndim != 1 or len(levels) == 0 or not np.isfinite(levels).all():
         raise ValueError(f"levels must be a non-empty 1-D array of finite errors, got {levels!r}")
-    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    check_option(numerator, "numerator", MODEL_KINDS)
+    check_option(denominator, "denominator", MODEL_KINDS)
+    check_positive_int(n_boot, "n_boot")
+    check_real(confidence, "confidence")
+    check_int(seed, "seed", minimum=0)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
     table: dict[tuple[str, int], dict[int, float]] = {}
@@ -243,6 +286,8 @@ def format_summary(summary: dict, *, decimals: int = 3) -> str:
 
     Every model must have been run at the same sizes.
     """
+    _check_summary(summary)
+    check_nonnegative_int(decimals, "decimals")
     kinds = [kind for kind in MODEL_KINDS if kind in summary]
     if not kinds:
         raise ValueError("summary holds no known model")
@@ -262,7 +307,12 @@ def format_summary(summary: dict, *, decimals: int = 3) -> str:
 
 def effective_rank(singular_values: Sequence[float] | np.ndarray, *, energy: float = 0.9) -> int:
     """Number of leading singular values that carry a fraction ``energy`` of ``Σ σ_i²``."""
-    s = np.sort(np.asarray(singular_values, dtype=float))[::-1]
+    s = check_array(
+        singular_values, "singular_values", ndim=1, finite=False, allow_empty=True,
+        column_as_vector=False,
+    )
+    s = np.sort(s)[::-1]
+    check_real(energy, "energy")
     if s.ndim != 1 or len(s) == 0 or np.any(s < 0) or not np.isfinite(s).all():
         raise ValueError("singular_values must be a non-empty 1-D array of finite values ≥ 0")
     if not 0 < energy <= 1:
@@ -281,6 +331,11 @@ _COLOR_ROLES = {"fixed": "blue", "adaptive": "orange", "full": "green"}
 
 def plot_sample_complexity(ax: Axes, summary: dict, *, title: str | None = None) -> None:
     """Mean test error ± one standard deviation over seeds against ``n`` (log axis) on ``ax``."""
+    if not hasattr(ax, "errorbar"):
+        raise TypeError(f"ax must be a matplotlib Axes, got {describe(ax)}")
+    _check_summary(summary)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a string or None, got {describe(title)}")
     for kind in MODEL_KINDS:
         if kind not in summary:
             continue
@@ -314,6 +369,9 @@ def write_outputs(
     # A bare Figure draws without pyplot, so the caller's backend (e.g. inline) is left alone.
     from matplotlib.figure import Figure
 
+    if not isinstance(result, SampleComplexityResult):
+        raise TypeError(f"result must be a SampleComplexityResult, got {describe(result)}")
+    _check_out_dir(out_dir, command)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keys = (
