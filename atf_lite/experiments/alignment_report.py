@@ -93,7 +93,9 @@ def _check_metrics(metrics: Any) -> tuple[str, ...]:
     metrics = tuple(metrics)
     if not metrics:
         raise ValueError("metrics must not be empty")
-    names = tuple(field.name for field in dataclasses.fields(TaskResult))
+    # Any number a TaskResult holds: its fields and its computed properties (train_loss, ...).
+    names = tuple(field.name for field in dataclasses.fields(TaskResult)) + tuple(
+        name for name, value in vars(TaskResult).items() if isinstance(value, property))
     for metric in metrics:
         check_option(metric, "metrics", names)
     return metrics
