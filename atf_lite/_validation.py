@@ -9,6 +9,7 @@ tensor is recognised by its ``detach`` method.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ __all__ = [
     "check_option",
     "check_seed",
     "check_callable",
+    "check_instance",
+    "check_mapping",
     "STRUCTURES",
     "check_structure",
     "check_structure_options",
@@ -337,6 +340,26 @@ def check_callable(value: Any, name: str) -> Any:
     if not callable(value):
         raise TypeError(f"{name} must be callable, got {describe(value)} ({_kind_of(value)})")
     return value
+
+
+def check_instance(value: Any, name: str, kind: type | tuple[type, ...], what: str = "") -> Any:
+    """``value`` if it is an instance of ``kind``; otherwise a ``TypeError`` naming ``name``,
+    what was expected (``what``, or the class names) and what was given."""
+    if not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        expected = what or " or ".join(k.__name__ for k in kinds)
+        raise TypeError(f"{name} must be {expected}, got {describe(value)} ({_kind_of(value)})")
+    return value
+
+
+def check_mapping(value: Any, name: str, *, allow_empty: bool = True) -> dict:
+    """``value`` as a ``dict`` if it is a mapping (a string or a list of pairs is refused);
+    an empty mapping is refused unless ``allow_empty``."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a mapping, got {describe(value)} ({_kind_of(value)})")
+    if not value and not allow_empty:
+        raise ValueError(f"{name} must not be empty, got {describe(value)}")
+    return dict(value)
 
 
 # --------------------------------------------------------------------------------------------
