@@ -315,3 +315,9 @@ def test_other_architectures_use_the_jacobian_vector_product():
     assert model._plan is None
     with torch.no_grad():
         assert torch.equal(model(torch.ones(2, 4)), base(torch.ones(2, 4)))
+
+
+@pytest.mark.parametrize("output_scale", [None, "2", True, 1j, 0.0, float("nan")])
+def test_output_scale_must_be_a_positive_real_number(output_scale):
+    with pytest.raises(ValueError, match="output_scale must be"):
+        FullNet(mlp(3, 4, 1), output_scale=output_scale)

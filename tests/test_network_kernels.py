@@ -206,3 +206,58 @@ def test_quadrature_residuals_table_matches_single_calls():
     assert table["riemann"][1] == single.residual
     with pytest.raises(ValueError, match="empty"):
         quadrature_residuals(X, model, params0, params1, nodes=())
+
+
+def _endpoints(model):
+    params0 = {k: v.detach().clone() for k, v in model.named_parameters()}
+    params1 = {k: v + 0.1 for k, v in params0.items()}
+    return params0, params1
+
+
+@pytest.mark.parametrize("missing", ["params0", "params1"])
+def test_path_functions_need_both_endpoints(missing):
+    # None would otherwise be read as "the model's own parameters", a silent wrong path.
+    model = mlp(3, 4, 1, dtype=DTYPE)
+    ends = dict(zip(("params0", "params1"), _endpoints(model)))
+    ends[missing] = None
+    with pytest.raises(TypeError, match=f"{missing} must be a name -> tensor mapping, got None"):
+        weight_change_spectra(model, ends["params0"], ends["params1"])
+    with pytest.raises(TypeError, match=missing):
+        path_averaged_features(inputs(4, 3, 0), model, ends["params0"], ends["params1"])
+
+
+def test_quadrature_residuals_names_the_bad_entry():
+    model = mlp(3, 4, 1, dtype=DTYPE)
+    params0, params1 = _endpoints(model)
+    X = inputs(4, 3, 0)
+    with pytest.raises(TypeError, match="nodes must be a list or tuple"):
+        quadrature_residuals(X, model, params0, params1, nodes="4")
+    with pytest.raises(ValueError, match=r"nodes\[1\] must be a positive integer"):
+        quadrature_residuals(X, model, params0, params1, nodes=[2, 2.5])
+    with pytest.raises(ValueError, match=r"rules\[0\] must be one of"):
+        quadrature_residuals(X, model, params0, params1, rules=["simpson"])
+    with pytest.raises(ValueError, match="rules must not be empty"):
+        quadrature_residuals(X, model, params0, params1, rules=[])
+
+
+def test_eigen_overlaps_and_transforms_refuse_wrong_kinds():
+    K = np.eye(3)
+    with pytest.raises(TypeError, match="K must be real"):
+        eigen_overlaps(K + 0j, np.ones(3), k=1)
+    with pytest.raises(TypeError, match="v must hold real numbers"):
+        eigen_overlaps(K, np.array(["a", "b", "c"]), k=1)
+    with pytest.raises(ValueError, match="k must be an integer"):
+        eigen_overlaps(K, np.ones(3), k=True)
+    model = mlp(3, 4, 1, dtype=DTYPE)
+    params0, params1 = _endpoints(model)
+    with pytest.raises(ValueError, match="scale must be a real number"):
+        weight_change_transforms(model, params0, params1, True)
+    with pytest.raises(TypeError, match="rank must be an integer"):
+        weight_change_transforms(model, params0, params1, 2.0, rank=True)
+
+
+def test_adapted_kernel_names_the_input_of_a_multi_output_call():
+    model = mlp(3, 4, 1, dtype=DTYPE)
+    X = inputs(4, 3, 0)
+    with pytest.raises(ValueError, match="one scalar output per row of X2"):
+        layer_adapted_kernel(X, model, [None, None], X2=X[None])

@@ -8,6 +8,8 @@ from atf_lite.networks.mlp import mlp
 from atf_lite.networks.path_averaging import path_averaged_features, quadrature_rule
 from atf_lite.networks.tangent import (
     is_structured_mlp,
+    jacobian_block,
+    layer_signals,
     naive_tangent_features,
     naive_tangent_kernel,
     tangent_features,
@@ -122,6 +124,26 @@ def test_bad_inputs():
     wide = mlp(3, 4, 1, d_out=2, dtype=DTYPE)
     with pytest.raises(ValueError, match="one scalar output"):
         tangent_kernel(X, wide)
+
+
+def test_errors_name_the_argument_holding_the_bad_value():
+    model = mlp(3, 4, 1, dtype=DTYPE)
+    X = inputs(4, 3, 0)
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    with pytest.raises(TypeError, match="model must be a torch nn.Module"):
+        is_structured_mlp(None)
+    with pytest.raises(TypeError, match="model must be an nn.Sequential MLP"):
+        layer_signals(X, nn.Linear(3, 1))
+    with pytest.raises(ValueError, match="one scalar output per row of X"):
+        tangent_features(X[None], model)
+    with pytest.raises(ValueError, match="X2 must not be empty"):
+        naive_tangent_kernel(X, model, X2=X[:0])
+    with pytest.raises(ValueError, match="X contains NaN"):
+        jacobian_block(X * float("nan"), model, theta)
+    with pytest.raises(TypeError, match="theta must be a name -> tensor mapping, got None"):
+        jacobian_block(X, model, None)
+    with pytest.raises(KeyError, match="theta does not match the model"):
+        jacobian_block(X, model, {})
 
 
 def test_flatten_roundtrip_and_column_order():

@@ -17,7 +17,7 @@ from .functional import (
     Params,
     flatten_params,
     model_output,
-    model_params,
+    path_endpoints,
 )
 from .path_averaging import PathAveragedFeatures, quadrature_rule
 
@@ -45,11 +45,7 @@ def cnn_path_averaged_features(
     processed in blocks of ``batch_size`` (default: blocks of ``Phi_bar`` under 2**26 floats).
     """
     check_cnn_inputs(X, model, "X")
-    for name, params in (("params0", params0), ("params1", params1)):
-        if params is None:
-            raise TypeError(f"{name} must be a name -> tensor mapping, got None")
-    theta0 = model_params(model, params0, name="params0")
-    theta1 = model_params(model, params1, name="params1")
+    theta0, theta1 = path_endpoints(model, params0, params1)
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size", minimum=1)
     t, w = quadrature_rule(nodes, rule=rule)

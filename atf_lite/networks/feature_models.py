@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp
 
+from .._validation import check_real
 from .conv_linearized import conv_tangent_plan, linearized_forward
 from .conv_tangent import is_structured_cnn
 
@@ -31,13 +32,6 @@ __all__ = [
 
 #: The names of the three models, in the order of the book's tables.
 MODEL_KINDS = ("fixed", "adaptive", "full")
-
-
-def _check_output_scale(output_scale: float) -> float:
-    value = float(output_scale)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"output_scale must be a positive finite number, got {output_scale!r}")
-    return value
 
 
 def _key(name: str) -> str:
@@ -66,7 +60,7 @@ class FeatureModel(nn.Module):
             raise TypeError(f"base must be a torch nn.Module, got {type(base).__name__}")
         if not any(True for _ in base.parameters()):
             raise ValueError("base has no parameters to train")
-        self.output_scale = _check_output_scale(output_scale)
+        self.output_scale = check_real(output_scale, "output_scale", low=0.0, low_open=True)
         # Initial parameters θ0: detached copies, registered as buffers so that they follow the
         # module's device and dtype and are saved with it.  Base-network name → buffer name.
         self._theta0_buffers: dict[str, str] = {}

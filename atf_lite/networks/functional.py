@@ -24,6 +24,7 @@ from .._validation import check_tensor, describe, is_integer
 __all__ = [
     "Params",
     "model_params",
+    "path_endpoints",
     "flatten_params",
     "unflatten_params",
     "check_inputs",
@@ -85,6 +86,22 @@ def model_params(
     return {key: params[key].detach() for key in own}
 
 
+def path_endpoints(
+    model: nn.Module, params0: Params, params1: Params
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The two ends ``θ0, θ1`` of a straight parameter path, each checked by
+    :func:`model_params` under its own name; neither may be ``None`` (a path needs both ends
+    given explicitly, so a forgotten argument cannot silently become the model's own
+    parameters)."""
+    for name, params in (("params0", params0), ("params1", params1)):
+        if params is None:
+            raise TypeError(f"{name} must be a name -> tensor mapping, got None")
+    return (
+        model_params(model, params0, name="params0"),
+        model_params(model, params1, name="params1"),
+    )
+
+
 def _check_params_mapping(params: Params, name: str) -> None:
     if not isinstance(params, Mapping) or not params:
         raise TypeError(
@@ -140,8 +157,9 @@ def check_inputs(X: torch.Tensor, name: str) -> None:
     check_tensor(X, name, min_ndim=2)
 
 
-def scalar_output(out: torch.Tensor) -> torch.Tensor:
-    """``[n, 1]`` or ``[n]`` model output as ``[n]``; anything else is an error."""
+def scalar_output(out: torch.Tensor, inputs: str = "X") -> torch.Tensor:
+    """``[n, 1]`` or ``[n]`` model output as ``[n]``; anything else is an error that names the
+    argument holding the model's inputs (``inputs``: ``"X"``, ``"X1"``, …)."""
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"out must be a torch.Tensor, got {describe(out)}")
     if out.ndim == 2 and out.shape[1] == 1:
@@ -149,8 +167,8 @@ def scalar_output(out: torch.Tensor) -> torch.Tensor:
     if out.ndim == 1:
         return out
     raise ValueError(
-        f"tangent features need a model with one scalar output per input; got output (out) "
-        f"shape {tuple(out.shape)}"
+        f"tangent features need a model with one scalar output per row of {inputs}; the model "
+        f"gave output (out) of shape {tuple(out.shape)}"
     )
 
 

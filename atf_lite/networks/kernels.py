@@ -26,10 +26,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import to_numpy
+from .._validation import (
+    check_array,
+    check_option,
+    check_positive_int,
+    check_real,
+    check_square_matrix,
+    describe,
+    is_integer,
+)
 from .conv_tangent import cnn_layer_adapted_kernel, is_structured_cnn
-from .functional import Params, check_inputs, check_transform, model_params
-from .path_averaging import path_averaged_features
+from .functional import Params, check_inputs, check_transform, path_endpoints
+from .path_averaging import PATH_RULES, path_averaged_features
 from .tangent import is_structured_mlp, layer_signals
 
 __all__ = [
@@ -88,8 +96,8 @@ def layer_adapted_kernel(
     if isinstance(transforms, (str, bytes)) or not isinstance(transforms, Sequence):
         raise TypeError(f"transforms must be a sequence of (A, B) pairs or None, got "
                         f"{type(transforms).__name__}")
-    signals1 = layer_signals(X1, model, params)
-    signals2 = signals1 if X2 is None else layer_signals(X2, model, params)
+    signals1 = layer_signals(X1, model, params, name="X1")
+    signals2 = signals1 if X2 is None else layer_signals(X2, model, params, name="X2")
     if len(transforms) != len(signals1):
         raise ValueError(
             f"transforms must have one entry per dense layer ({len(signals1)}), got "
@@ -115,8 +123,7 @@ def layer_adapted_kernel(
 
 def _weight_changes(model: nn.Module, params0: Params, params1: Params) -> list[torch.Tensor]:
     """Per dense layer, ``[ΔW, Δb]`` (float64 ``[m, d (+1)]``): the change of ``[W, b]``."""
-    theta0 = model_params(model, params0)
-    theta1 = model_params(model, params1)
+    theta0, theta1 = path_endpoints(model, params0, params1)
     changes = []
     for name in dense_layer_names(model):
         delta = theta1[f"{name}.weight"] - theta0[f"{name}.weight"]
@@ -150,12 +157,11 @@ def weight_change_transforms(
     per dense layer (a layer's change ``[ΔW, Δb]`` has at most ``min(m, d + 1)`` directions; an
     output layer with one unit has one).  ``scale=1`` gives identities.
     """
-    if not np.isfinite(scale) or not scale > 0:
-        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    scale = check_real(scale, "scale", low=0.0, low_open=True)
     changes = _weight_changes(model, params0, params1)
-    if isinstance(rank, (int, np.integer)):
+    if is_integer(rank):
         ranks = [rank] * len(changes)
-    elif isinstance(rank, Sequence) and not isinstance(rank, str):
+    elif isinstance(rank, Sequence) and not isinstance(rank, (str, bytes)):
         ranks = list(rank)
     else:
         raise TypeError(f"rank must be an integer or a sequence of integers, got {rank!r}")
@@ -166,7 +172,7 @@ def weight_change_transforms(
         )
     transforms = []
     for index, (delta, layer_rank) in enumerate(zip(changes, ranks)):
-        if not isinstance(layer_rank, (int, np.integer)) or not 1 <= layer_rank <= min(
+        if not is_integer(layer_rank) or not 1 <= layer_rank <= min(
             delta.shape
         ):
             raise ValueError(
@@ -190,22 +196,28 @@ def eigen_overlaps(
     Returns ``(eigenvalues, overlaps)``, both float64 ``[k]``, ordered by decreasing
     ``|eigenvalue|``.  An overlap of 1 means the eigenvector is parallel to ``v``.
     """
-    K = to_numpy(K)
-    v = to_numpy(v)
-    if K.ndim != 2 or K.shape[0] != K.shape[1]:
-        raise ValueError(f"K must be a square matrix, got shape {K.shape}")
+    K = check_square_matrix(K, "K")
+    v = check_array(v, "v", finite=False)
     if not np.allclose(K, K.T, rtol=1e-8, atol=1e-8 * np.abs(K).max()):
         raise ValueError("K must be symmetric")
     if v.shape != (K.shape[0],):
         raise ValueError(f"v must have shape [{K.shape[0]}], got {v.shape}")
-    if not (np.all(np.isfinite(K)) and np.all(np.isfinite(v))) or not np.any(v):
-        raise ValueError("K and v must be finite and v nonzero")
-    if not isinstance(k, (int, np.integer)) or not 1 <= k <= K.shape[0]:
+    if not np.all(np.isfinite(v)) or not np.any(v):
+        raise ValueError("v must be finite and nonzero")
+    if not is_integer(k) or not 1 <= k <= K.shape[0]:
         raise ValueError(f"k must be an integer in [1, {K.shape[0]}], got {k!r}")
     eigenvalues, eigenvectors = np.linalg.eigh(K)
     top = np.argsort(-np.abs(eigenvalues), kind="stable")[:k]
     overlaps = np.abs(eigenvectors[:, top].T @ v) / np.linalg.norm(v)
     return eigenvalues[top], overlaps
+
+
+def _nonempty_sequence(value: object, name: str) -> Sequence:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a list or tuple, got {describe(value)}")
+    if len(value) == 0:
+        raise ValueError(f"{name} must not be empty")
+    return value
 
 
 def quadrature_residuals(
@@ -223,8 +235,10 @@ def quadrature_residuals(
     :func:`~atf_lite.networks.path_averaging.path_averaged_features` with ``nodes[j]`` nodes.
     ``rules`` may include ``"exact"``, which uses no nodes: it is computed once and repeated.
     """
-    if len(nodes) == 0 or len(rules) == 0:
-        raise ValueError("nodes and rules must not be empty")
+    nodes = [check_positive_int(count, f"nodes[{j}]") for j, count in enumerate(
+        _nonempty_sequence(nodes, "nodes"))]
+    rules = [check_option(rule, f"rules[{j}]", PATH_RULES) for j, rule in enumerate(
+        _nonempty_sequence(rules, "rules"))]
     table = {}
     for rule in rules:
         if rule == "exact":

@@ -22,7 +22,7 @@ from .functional import (
     check_inputs,
     flatten_params,
     model_output,
-    model_params,
+    path_endpoints,
     rows_per_block,
 )
 from .piecewise_path import exact_path_features, exact_path_kernel
@@ -151,14 +151,12 @@ def path_averaged_features(
     check_inputs(X, "X")
     if rule == "exact":
         exact = exact_path_features(X, model, params0, params1, batch_size=batch_size)
-        theta0 = model_params(model, params0)
-        theta1 = model_params(model, params1)
+        theta0, theta1 = path_endpoints(model, params0, params1)
         residual = _relative_residual(X, model, theta0, theta1, exact.Phi_bar)
         return PathAveragedFeatures(exact.Phi_bar, residual, pieces=exact.pieces)
     if rule not in QUADRATURE_RULES:
         raise ValueError(f"rule must be one of {PATH_RULES}, got {rule!r}")
-    theta0 = model_params(model, params0)
-    theta1 = model_params(model, params1)
+    theta0, theta1 = path_endpoints(model, params0, params1)
     t, w = quadrature_rule(nodes, rule=rule)
     thetas = [
         {name: theta0[name] + float(t_k) * (theta1[name] - theta0[name]) for name in theta0}
@@ -230,8 +228,10 @@ def path_averaged_kernel(
         K_bar = (path.Phi_bar @ path.Phi_bar.T).to(torch.float64)
         return PathAveragedKernel(K_bar, path.residual)
     exact = exact_path_kernel(X, model, params0, params1, batch_size=batch_size)
-    theta0 = {k: v.to(torch.float64) for k, v in model_params(model, params0).items()}
-    theta1 = {k: v.to(torch.float64) for k, v in model_params(model, params1).items()}
+    theta0, theta1 = (
+        {k: v.to(torch.float64) for k, v in theta.items()}
+        for theta in path_endpoints(model, params0, params1)
+    )
     X64 = X.to(torch.float64)
     change = model_output(X64, model, theta1) - model_output(X64, model, theta0)
     scale = torch.linalg.vector_norm(change)

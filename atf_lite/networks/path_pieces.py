@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .._validation import check_tensor
-from .functional import Params, check_inputs, model_params
+from .functional import Params, check_inputs, path_endpoints
 from .polynomial_roots import polyval_rows, sign_changes, to_local
 
 __all__ = [
@@ -110,12 +110,11 @@ def supports_exact_rule(model: nn.Module) -> bool:
 
 
 def layers_along_path(
-    model: nn.Module, params0: Params | None, params1: Params
+    model: nn.Module, params0: Params, params1: Params
 ) -> list[PathLinear | PathKink]:
     """The model's layers along the path, in float64 (identities dropped)."""
     children = _layers(model)
-    theta0 = model_params(model, params0)
-    theta1 = model_params(model, params1)
+    theta0, theta1 = path_endpoints(model, params0, params1)
 
     def along(key: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if key not in theta0:
@@ -292,7 +291,7 @@ def follow_path(X: torch.Tensor, ops: list[PathLinear | PathKink]) -> ForwardPie
 def path_breakpoints(
     X: torch.Tensor,
     model: nn.Module,
-    params0: Params | None,
+    params0: Params,
     params1: Params,
     *,
     batch_size: int | None = None,

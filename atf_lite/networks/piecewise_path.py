@@ -197,7 +197,7 @@ class ExactPathFeatures:
 def exact_path_features(
     X: torch.Tensor,
     model: nn.Module,
-    params0: Params | None,
+    params0: Params,
     params1: Params,
     *,
     batch_size: int | None = None,
@@ -238,7 +238,7 @@ class ExactPathKernel:
 def exact_path_kernel(
     X: torch.Tensor,
     model: nn.Module,
-    params0: Params | None,
+    params0: Params,
     params1: Params,
     *,
     batch_size: int | None = None,

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from .._validation import check_instance
 from .conv_tangent import cnn_tangent_features, cnn_tangent_kernel, is_structured_cnn
 from .functional import Params, check_inputs, model_params, rows_per_block, scalar_output
 
@@ -54,7 +55,9 @@ _ELEMENTWISE = (
 
 
 def is_structured_mlp(model: nn.Module) -> bool:
-    """Whether ``model`` is a flat ``nn.Sequential`` of ``nn.Linear`` and element-wise maps."""
+    """Whether ``model`` is a flat ``nn.Sequential`` of ``nn.Linear`` and element-wise maps
+    (``TypeError`` if ``model`` is not an ``nn.Module`` at all)."""
+    check_instance(model, "model", nn.Module, "a torch nn.Module")
     try:
         mlp_layers(model)
     except TypeError:
@@ -66,7 +69,8 @@ def mlp_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The ``(name, module)`` children of an MLP; ``TypeError`` if ``model`` is not one."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(
-            f"the structured method needs an nn.Sequential MLP, got {type(model).__name__}"
+            f"model must be an nn.Sequential MLP for the structured method, got "
+            f"{type(model).__name__}"
         )
     children = list(model.named_children())
     for name, module in children:
@@ -82,25 +86,25 @@ def mlp_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def layer_signals(
-    X: torch.Tensor, model: nn.Module, params: Params | None = None
+    X: torch.Tensor, model: nn.Module, params: Params | None = None, *, name: str = "X"
 ) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
     """Per dense layer ``l`` of an MLP: ``(H_l, G_l, has_bias)``.
 
     ``H_l`` (``[n, d_l]``) holds the layer's inputs ``h(x_i)`` and ``G_l`` (``[n, m_l]``) the
     back-propagated signals ``g(x_i) = ∂f(x_i)/∂z_l`` at its pre-activation output, so that the
     layer's weight features are the outer products ``g(x_i) h(x_i)ᵀ`` and its bias features
-    ``g(x_i)``.
+    ``g(x_i)``.  ``name`` is the caller's name for ``X`` in error messages (``"X1"``, …).
     """
-    check_inputs(X, "X")
+    check_inputs(X, name)
     children = mlp_layers(model)
     theta = model_params(model, params)
     inputs, outputs, biases = [], [], []
     with torch.enable_grad():
         h = X
-        for name, module in children:
+        for layer, module in children:
             if isinstance(module, nn.Linear):
-                weight = theta[f"{name}.weight"]
-                bias = theta.get(f"{name}.bias")
+                weight = theta[f"{layer}.weight"]
+                bias = theta.get(f"{layer}.bias")
                 z = torch.nn.functional.linear(h, weight, bias)
                 if not z.requires_grad:
                     # First layer: nothing upstream needs gradients, so make z a leaf that does.
@@ -111,7 +115,7 @@ def layer_signals(
                 h = z
             else:
                 h = module(h)
-        out = scalar_output(h)
+        out = scalar_output(h, name)
         # Samples do not interact, so the gradient of the sum gives each sample's own signal.
         grads = torch.autograd.grad(out.sum(), outputs)
     return [(H, G.detach(), b) for H, G, b in zip(inputs, grads, biases)]
@@ -152,7 +156,11 @@ def _structured_kernel(
 
 def jacobian_block(X: torch.Tensor, model: nn.Module, theta: Params) -> torch.Tensor:
     """Tangent features ``Φ`` (``[n, p]``) of the rows of ``X`` at ``theta`` by
-    ``vmap(jacrev)`` (any single-output model; no batching, no checks)."""
+    ``vmap(jacrev)`` (any single-output model; no batching)."""
+    check_inputs(X, "X")
+    if theta is None:  # model_params would read None as "the model's own parameters"
+        raise TypeError("theta must be a name -> tensor mapping, got None")
+    theta = model_params(model, theta, name="theta")
 
     def single(p: Params, x: torch.Tensor) -> torch.Tensor:
         return scalar_output(functional_call(model, p, (x.unsqueeze(0),)))[0]
@@ -280,14 +288,19 @@ def naive_tangent_features(
     X: torch.Tensor, model: nn.Module, params: Params | None = None
 ) -> torch.Tensor:
     """Reference ``Φ`` by one ``torch.autograd.grad`` call per input (slow, obviously correct)."""
-    check_inputs(X, "X")
+    return _naive_features(X, model, params, "X")
+
+
+def _naive_features(X: torch.Tensor, model: nn.Module, params: Params | None, name: str):
+    # ``name``: the caller's argument holding X, for error messages.
+    check_inputs(X, name)
     theta = {
         name: value.clone().requires_grad_(True)
         for name, value in model_params(model, params).items()
     }
     rows = []
     for x in X:
-        out = scalar_output(functional_call(model, theta, (x.unsqueeze(0),)))[0]
+        out = scalar_output(functional_call(model, theta, (x.unsqueeze(0),)), name)[0]
         grads = torch.autograd.grad(out, list(theta.values()), allow_unused=True)
         rows.append(
             torch.cat(
@@ -308,6 +321,6 @@ def naive_tangent_kernel(
     X2: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reference tangent kernel from :func:`naive_tangent_features` (the benchmarks' baseline)."""
-    Phi1 = naive_tangent_features(X1, model, params)
-    Phi2 = Phi1 if X2 is None else naive_tangent_features(X2, model, params)
+    Phi1 = _naive_features(X1, model, params, "X1")
+    Phi2 = Phi1 if X2 is None else _naive_features(X2, model, params, "X2")
     return Phi1 @ Phi2.T
