@@ -38,24 +38,16 @@ import time
 import numpy as np
 import torch
 
+# memory.py sits beside this script; the path also serves a loader that imports the file by path.
+sys.path.insert(0, os.fspath(pathlib.Path(__file__).resolve().parent))
+from memory import reset_peak, status_kib  # noqa: E402
+
 METHODS = ("structured", "jacobian", "naive")
 NETWORKS = {"cnn": (), "cnn+dense": (128,)}
 # Floors this benchmark enforces on the network with a hidden dense layer.
 MIN_SPEEDUP_VS_JACOBIAN = 5.0
 MAX_MEMORY_FRACTION_OF_JACOBIAN = 0.2
 DEFAULT_MNIST = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
-
-
-def _status_kib(field: str) -> int:
-    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not found in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    # Writing 5 to clear_refs resets the peak resident set size (VmHWM) to the current one.
-    pathlib.Path("/proc/self/clear_refs").write_text("5")
 
 
 def images(n: int) -> tuple[torch.Tensor, str]:
@@ -94,13 +86,13 @@ def worker(method: str, network: str, n: int, repeats: int, threads: int, out: s
     compute(method, model, X[:8])  # warm-up: one-time initialisation is not what we measure
     times, walls, peak_extra_kib = [], [], 0
     for _ in range(repeats if method != "naive" else 1):
-        before = _status_kib("VmRSS")
-        _reset_peak()
+        before = status_kib("VmRSS")
+        reset_peak()
         start, wall = time.process_time(), time.perf_counter()
         K = compute(method, model, X)
         times.append(time.process_time() - start)
         walls.append(time.perf_counter() - wall)
-        peak_extra_kib = max(peak_extra_kib, _status_kib("VmHWM") - before)
+        peak_extra_kib = max(peak_extra_kib, status_kib("VmHWM") - before)
         np.save(out, K.detach().numpy())
         del K
     return {"seconds": min(times), "wall_seconds": min(walls),

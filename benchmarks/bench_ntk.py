@@ -37,22 +37,14 @@ import time
 import numpy as np
 import torch
 
+# memory.py sits beside this script; the path also serves a loader that imports the file by path.
+sys.path.insert(0, os.fspath(pathlib.Path(__file__).resolve().parent))
+from memory import reset_peak, status_kib  # noqa: E402
+
 METHODS = ("naive", "jacobian", "structured")
 # Floors this benchmark enforces.
 MIN_SPEEDUP_VS_NAIVE = 20.0
 MAX_MEMORY_FRACTION_OF_JACOBIAN = 0.1
-
-
-def _status_kib(field: str) -> int:
-    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not found in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    # Writing 5 to clear_refs resets the peak resident set size (VmHWM) to the current one.
-    pathlib.Path("/proc/self/clear_refs").write_text("5")
 
 
 def problem(n: int, seed: int = 0):
@@ -118,12 +110,12 @@ def worker(method: str, n: int, repeats: int, out: str) -> dict:
     times = []
     peak_extra_kib = 0
     for _ in range(repeats):
-        before = _status_kib("VmRSS")
-        _reset_peak()
+        before = status_kib("VmRSS")
+        reset_peak()
         start = time.perf_counter()
         K = compute(method, model, X)
         times.append(time.perf_counter() - start)
-        peak_extra_kib = max(peak_extra_kib, _status_kib("VmHWM") - before)
+        peak_extra_kib = max(peak_extra_kib, status_kib("VmHWM") - before)
         np.save(out, K.detach().numpy())
         del K
     report = {"method": method, "seconds": min(times), "peak_extra_mib": peak_extra_kib / 1024}
