@@ -849,10 +849,12 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
     "atf_lite.experiments.sample_complexity_run:TrainSettings": lambda: call(
         width=4, depth=1, optimizer="adam", lr=0.01, momentum=0.9, batch_size=16, max_epochs=1,
         patience=1, output_scale=1.0, init="he", small_batch=(10, 4)),
+    # empty overrides are the defaults and mean "no overrides" (documented)
     "atf_lite.experiments.sample_complexity_run:SampleComplexitySettings": lambda: call(
         dataset="digits", sizes=[20], seeds=[0], models=("fixed",), recipe="book",
         protocol="fixed-subset", preprocessing="unit-norm", overrides=TINY_TRAIN,
-        model_overrides={"fixed": {"max_epochs": 1}}),
+        model_overrides={"fixed": {"max_epochs": 1}},
+        valid=("overrides/empty", "model_overrides/empty")),
     "atf_lite.experiments.sample_complexity_run:run_one": lambda: call(
         splits(), _train_settings(), kind="fixed", n_train=20, seed=0, protocol="fixed-subset"),
     "atf_lite.experiments.sample_complexity_run:sample_complexity": lambda: call(
