@@ -407,3 +407,77 @@ def test_theorem1_alignment_against_its_formula(tiny):
     assert theorem1_alignment(tiny) >= cosine(tiny.K0, np.outer(r, r)) - 1e-12
     with pytest.raises(ValueError, match="task"):
         theorem1_alignment(tiny, task="classification")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(pair=None), "pair must be two digit classes .* got None"),
+        (dict(pair="23"), "pair must be two digit classes .* got '23'"),
+        (dict(pair=(2.5, 3)), "pair must be two digit classes"),
+        (dict(pair=(2, -1)), "pair must be two digit classes"),
+        (dict(lr=None), "lr must be a real number, got None"),
+        (dict(lr="0.5"), "lr must be a real number, got '0.5'"),
+        (dict(lr=True), "lr must be a real number, got True"),
+        (dict(lr=1 + 1j), "lr must be a real number"),
+        (dict(momentum=None), "momentum must be a real number, got None"),
+        (dict(momentum=1j), "momentum must be a real number"),
+        (dict(ridge=None), "ridge must be a real number, got None"),
+        (dict(ridge=float("nan")), "ridge must be a number, got nan"),
+        (dict(ridge=float("inf")), "ridge must be finite, got inf"),
+        (dict(ridge="0.5"), "ridge must be a real number, got '0.5'"),
+        (dict(ridge=True), "ridge must be a real number, got True"),
+    ],
+)
+def test_alignment_settings_refuse_bad_values_by_name(change, message):
+    with pytest.raises(ValueError, match=message):
+        AlignmentSettings(**change)
+
+
+def test_random_feature_targets_refuse_bad_values_by_name():
+    X, labels = load_digits_pair(n=20)
+    with pytest.raises(TypeError, match="X must be real"):
+        random_feature_targets(X.to(torch.complex64), labels)
+    with pytest.raises(TypeError, match="labels must be an array, got None"):
+        random_feature_targets(X, None)
+    with pytest.raises(TypeError, match="labels must be real"):
+        random_feature_targets(X, labels + 1j)
+    for bad, message in ((None, "got None"), ("0.5", "got '0.5'"), (True, "got True"),
+                         (1j, "got 1j")):
+        with pytest.raises(ValueError, match=f"ridge must be a real number, {message}"):
+            random_feature_targets(X, labels, ridge=bad)
+    # Integer ±1 labels are the same labels: the same targets.
+    torch.testing.assert_close(random_feature_targets(X, labels.long(), width=8),
+                               random_feature_targets(X, labels, width=8))
+
+
+@pytest.mark.parametrize(
+    ("settings", "seeds", "error", "message"),
+    [
+        (None, [0], TypeError, "settings must be AlignmentSettings, got None"),
+        ("digits", [0], TypeError, "settings must be AlignmentSettings, got 'digits'"),
+        (AlignmentSettings(), None, TypeError, "seeds must be a sequence, got None"),
+        (AlignmentSettings(), "0", TypeError, "seeds must be a sequence, got '0'"),
+        (AlignmentSettings(), [2.5], ValueError, r"seeds\[0\] must be a non-negative integer"),
+        (AlignmentSettings(), [0, -1], ValueError, r"seeds\[1\] must be a non-negative integer"),
+    ],
+)
+def test_experiment_seeds_refuse_bad_values_by_name(settings, seeds, error, message):
+    with pytest.raises(error, match=message):
+        alignment_experiment_seeds(settings, seeds, use_cache=False)
+
+
+def test_alignment_command_line_refuses_what_is_not_a_parser_or_namespace():
+    from atf_lite.experiments.alignment_cli import (
+        add_arguments,
+        command_line,
+        run_cli,
+        settings_from_args,
+    )
+
+    for bad in (None, "args", 3):
+        with pytest.raises(TypeError, match="parser must be an argparse.ArgumentParser"):
+            add_arguments(bad)
+        for function in (settings_from_args, command_line, run_cli):
+            with pytest.raises(TypeError, match="args must be an argparse.Namespace"):
+                function(bad)

@@ -790,10 +790,11 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
         m=8, scale=1.0, trials=1, p=10, k=2, seed=0),
     "atf_lite.experiments.recovery:MatrixSensingSettings": lambda: call(
         n=10, scale=1.0, trials=1, shape=(3, 3), rank=1, seed=0),
+    # no penalties: the baselines alone (documented; test_recovery relies on it)
     "atf_lite.experiments.recovery:sparse_recovery_trials": lambda: call(
-        _sparse_settings(), {"ω": _omega()[0]}, l1=True),
+        _sparse_settings(), {"ω": _omega()[0]}, l1=True, valid=("penalties/empty",)),
     "atf_lite.experiments.recovery:matrix_sensing_trials": lambda: call(
-        _sensing_settings(), {"K": _omega()}, nuclear=True),
+        _sensing_settings(), {"K": _omega()}, nuclear=True, valid=("penalties/empty",)),
     "atf_lite.experiments.foundations_report:feature_gradient_descent": lambda: call(
         Phi(), y(), steps=3, lr=0.05, momentum=0.5, reference=np.ones(6)),
     "atf_lite.experiments.foundations_report:fit_power_law": lambda: call(
@@ -805,8 +806,9 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
     "atf_lite.experiments.alignment_run:AlignmentSettings": lambda: call(
         dataset="digits", pair=(2, 3), n=20, width=4, depth=1, seed=0, epochs=2, lr=0.1,
         momentum=0.9, batch_size=8, nodes=2, rule="gauss-legendre", ridge=1e-3, target_width=4),
+    # integer ±1 labels are the same labels (documented): only their values enter the fit
     "atf_lite.experiments.alignment_run:random_feature_targets": lambda: call(
-        *_pairs_data(), width=4, depth=1, seed=0, ridge=1e-3),
+        *_pairs_data(), width=4, depth=1, seed=0, ridge=1e-3, valid=("labels/int-dtype",)),
     "atf_lite.experiments.alignment_run:alignment_experiment": lambda: call(
         alignment_settings(), mnist_root=None, device="cpu", use_cache=False, progress=False,
         threads=1),
@@ -820,8 +822,10 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
     "atf_lite.experiments.alignment_report:plot_difficulty": lambda: call(alignment_result(),
                                                                           task="sign"),
     "atf_lite.experiments.alignment_report:summary": lambda: call(alignment_result()),
+    # out_dir may be a str (annotated str | os.PathLike; the command line passes --out as one)
     "atf_lite.experiments.alignment_report:write_outputs": lambda: call(
-        alignment_result(), workdir() / "alignment-out", command="demo", text=("command",)),
+        alignment_result(), workdir() / "alignment-out", command="demo", text=("command",),
+        valid=("out_dir/string",)),
     "atf_lite.experiments.alignment_cli:add_arguments": lambda: call(argparse.ArgumentParser()),
     "atf_lite.experiments.alignment_cli:settings_from_args": lambda: call(alignment_args()),
     "atf_lite.experiments.alignment_cli:command_line": lambda: call(alignment_args()),
@@ -845,10 +849,12 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
     "atf_lite.experiments.sample_complexity_run:TrainSettings": lambda: call(
         width=4, depth=1, optimizer="adam", lr=0.01, momentum=0.9, batch_size=16, max_epochs=1,
         patience=1, output_scale=1.0, init="he", small_batch=(10, 4)),
+    # empty overrides are the defaults and mean "no overrides" (documented)
     "atf_lite.experiments.sample_complexity_run:SampleComplexitySettings": lambda: call(
         dataset="digits", sizes=[20], seeds=[0], models=("fixed",), recipe="book",
         protocol="fixed-subset", preprocessing="unit-norm", overrides=TINY_TRAIN,
-        model_overrides={"fixed": {"max_epochs": 1}}),
+        model_overrides={"fixed": {"max_epochs": 1}},
+        valid=("overrides/empty", "model_overrides/empty")),
     "atf_lite.experiments.sample_complexity_run:run_one": lambda: call(
         splits(), _train_settings(), kind="fixed", n_train=20, seed=0, protocol="fixed-subset"),
     "atf_lite.experiments.sample_complexity_run:sample_complexity": lambda: call(
@@ -876,8 +882,10 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
         np.array([3.0, 2.0, 1.0]), energy=0.9),
     "atf_lite.experiments.sample_complexity_report:plot_sample_complexity": lambda: call(
         axes(), _summary(), title="demo", text=("title",)),
+    # out_dir may be a str (annotated str | os.PathLike; the command line passes --out as one)
     "atf_lite.experiments.sample_complexity_report:write_outputs": lambda: call(
-        sc_result(), workdir() / "sc-out", command="demo", text=("command",)),
+        sc_result(), workdir() / "sc-out", command="demo", text=("command",),
+        valid=("out_dir/string",)),
     "atf_lite.experiments.sample_complexity_cli:add_arguments": lambda: call(
         argparse.ArgumentParser()),
     "atf_lite.experiments.sample_complexity_cli:settings_from_args": lambda: call(sc_args()),

@@ -191,6 +191,10 @@ def test_top_energy_of_an_exactly_recovered_matrix_is_one():
         (dict(scale=-1.0), "scale must be a positive number"),
         (dict(scale=float("nan")), "scale must be a positive number"),
         (dict(scale=float("inf")), "scale must be a positive number"),
+        (dict(scale=True), "scale must be a positive number, got True"),
+        (dict(scale="0.5"), "scale must be a positive number, got '0.5'"),
+        (dict(scale=None), "scale must be a positive number, got None"),
+        (dict(scale=1 + 1j), "scale must be a positive number"),
     ],
 )
 def test_sparse_settings_reject_bad_values(change, message):
@@ -208,6 +212,8 @@ def test_sparse_settings_reject_bad_values(change, message):
         (dict(scale=-0.5), "scale must be a positive number"),
         (dict(shape=(4,)), "shape must be a pair"),
         (dict(shape=(4, 0)), "shape must"),
+        (dict(shape=None), "shape must be a pair .* got None"),
+        (dict(shape="44"), "shape must be a pair .* got '44'"),
         (dict(shape=(2, 3), rank=3), "rank must be at most min"),
     ],
 )
@@ -223,3 +229,51 @@ def test_settings_are_frozen_with_the_documented_defaults():
     assert (sensing.shape, sensing.rank, sensing.seed) == ((20, 20), 2, 0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         sparse.m = 3  # type: ignore[misc]
+
+
+def _tiny_sparse():
+    return SparseRecoverySettings(m=8, scale=1.0, trials=1, p=10, k=2)
+
+
+def _tiny_sensing():
+    return MatrixSensingSettings(n=10, scale=1.0, trials=1, shape=(3, 3), rank=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (dict(settings=None), TypeError, "settings must be SparseRecoverySettings, got None"),
+        (dict(settings="s"), TypeError, "settings must be SparseRecoverySettings, got 's'"),
+        (dict(penalties=None), TypeError, "penalties must be a mapping, got None"),
+        (dict(penalties="ω"), TypeError, "penalties must be a mapping, got 'ω'"),
+        (dict(l1=None), ValueError, "l1 must be True or False, got None"),
+        (dict(l1="no"), ValueError, "l1 must be True or False, got 'no'"),
+        (dict(l1=2), ValueError, "l1 must be True or False, got 2"),
+    ],
+)
+def test_sparse_recovery_trials_refuse_bad_arguments(change, error, message):
+    arguments = {"settings": _tiny_sparse(), "penalties": {"ω": omega_abs}, "l1": True, **change}
+    with pytest.raises(error, match=message):
+        sparse_recovery_trials(arguments.pop("settings"), arguments.pop("penalties"), **arguments)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (dict(settings=3), TypeError, "settings must be MatrixSensingSettings, got 3"),
+        (dict(penalties=3), TypeError, "penalties must be a mapping, got 3"),
+        (dict(penalties={"K": omega_sq}), ValueError, r"penalties\['K'\] must be a pair"),
+        (dict(nuclear="yes"), ValueError, "nuclear must be True or False, got 'yes'"),
+        (dict(nuclear=None), ValueError, "nuclear must be True or False, got None"),
+    ],
+)
+def test_matrix_sensing_trials_refuse_bad_arguments(change, error, message):
+    arguments = {"settings": _tiny_sensing(), "penalties": {"K": (omega_sq, omega_sq)},
+                 "nuclear": True, **change}
+    with pytest.raises(error, match=message):
+        matrix_sensing_trials(arguments.pop("settings"), arguments.pop("penalties"), **arguments)
+
+
+def test_matrix_sensing_without_penalties_reports_the_baselines():
+    trials = matrix_sensing_trials(_tiny_sensing(), {}, nuclear=False)
+    assert set(trials.errors) == {"min_l2"}

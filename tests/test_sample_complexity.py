@@ -409,3 +409,92 @@ def test_command_line_recipe_protocol_and_overrides(tmp_path):
     )
     assert payload["config"]["preprocessing"] == "pixel-scale"
     assert "--recipe paper-code" in payload["config"]["command"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(width=True), "width must be a positive integer, got True"),
+        (dict(depth=True), "depth must be a non-negative integer, got True"),
+        (dict(batch_size=True), "batch_size must be a positive integer, got True"),
+        (dict(max_epochs=True), "max_epochs must be a positive integer, got True"),
+        (dict(patience=True), "patience must be an integer or None, got True"),
+        (dict(lr=True), "lr must be a real number, got True"),
+        (dict(lr="0.5"), "lr must be a real number, got '0.5'"),
+        (dict(lr=None), "lr must be a real number, got None"),
+        (dict(lr=1j), "lr must be a real number, got 1j"),
+        (dict(momentum=None), "momentum must be a real number, got None"),
+        (dict(momentum="0.5"), "momentum must be a real number, got '0.5'"),
+        (dict(output_scale=True), "output_scale must be a real number, got True"),
+        (dict(output_scale=math.nan), "output_scale must be a number, got nan"),
+        (dict(small_batch=(True, 4)), "small_batch must be None or a pair"),
+    ],
+)
+def test_train_settings_refuse_bad_values_by_name(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainSettings(**change)
+    if "lr" in change:  # a recipe builds its TrainSettings from the overrides
+        with pytest.raises(ValueError, match=message):
+            recipe_settings("book", **change)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (dict(sizes=[]), ValueError, "sizes must not be empty"),
+        (dict(sizes=[20, True]), ValueError, r"sizes\[1\] must be an integer"),
+        (dict(seeds=None), TypeError, "seeds must be a sequence, got None"),
+        (dict(seeds="0"), TypeError, "seeds must be a sequence, got '0'"),
+        (dict(seeds=[0, -1]), ValueError, r"seeds\[1\] must be at least 0, got -1"),
+        (dict(models=None), TypeError, "models must be a sequence, got None"),
+        (dict(overrides=None), TypeError, "overrides must be a mapping, got None"),
+        (dict(overrides="lr=0.1"), TypeError, "overrides must be a mapping, got 'lr=0.1'"),
+        (dict(model_overrides=3), TypeError, "model_overrides must be a mapping, got 3"),
+        (dict(model_overrides={"fixed": 3}), TypeError,
+         r"model_overrides\['fixed'\] must be a mapping, got 3"),
+    ],
+)
+def test_sample_complexity_settings_refuse_bad_values_by_name(change, error, message):
+    with pytest.raises(error, match=message):
+        SampleComplexitySettings(**{"sizes": [20], "seeds": [0], **change})
+
+
+def test_empty_overrides_mean_the_recipe_as_it_is():
+    plain = SampleComplexitySettings(sizes=[20], seeds=[0])
+    empty = SampleComplexitySettings(sizes=[20], seeds=[0], overrides={}, model_overrides={})
+    assert plain.resolve() == empty.resolve()
+
+
+def test_runs_refuse_bad_arguments_by_name():
+    splits = load_splits("digits")
+    settings = SampleComplexitySettings(sizes=[20], seeds=[0], models=("fixed",), overrides=TINY)
+    for bad in (None, "splits", 3):
+        with pytest.raises(TypeError, match="splits must be DataSplits"):
+            run_one(bad, TrainSettings(), kind="fixed", n_train=20, seed=0)
+        with pytest.raises(TypeError, match="settings must be TrainSettings"):
+            run_one(splits, bad, kind="fixed", n_train=20, seed=0)
+        with pytest.raises(TypeError, match="settings must be SampleComplexitySettings"):
+            settings_sweep(bad, {"a": {"lr": 0.01}})
+    with pytest.raises(ValueError, match="n_train must be an integer"):
+        run_one(splits, TrainSettings(), kind="fixed", n_train=True, seed=0)
+    for bad in ("abc", 3):
+        with pytest.raises(TypeError, match="variants must be a mapping"):
+            settings_sweep(settings, bad)
+    with pytest.raises(TypeError, match=r"variants\['a'\] must be a mapping"):
+        settings_sweep(settings, {"a": 0.01})
+    for bad in ("no", 2):
+        with pytest.raises(ValueError, match="progress must be True or False"):
+            sample_complexity(settings, use_cache=False, progress=bad)
+        with pytest.raises(ValueError, match="progress must be True or False"):
+            settings_sweep(settings, {"a": {"lr": 0.01}}, use_cache=False, progress=bad)
+
+
+def test_command_line_functions_refuse_what_is_not_a_parser_or_namespace():
+    from atf_lite.experiments.sample_complexity_cli import command_line, settings_from_args
+
+    for bad in (None, "args", 3):
+        with pytest.raises(TypeError, match="parser must be an argparse.ArgumentParser"):
+            add_arguments(bad)
+        for function in (settings_from_args, command_line, run_cli):
+            with pytest.raises(TypeError, match="args must be an argparse.Namespace"):
+                function(bad)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data import DATASETS
 from ..networks.path_averaging import PATH_RULES
+from ._checks import check_args, check_parser
 from .alignment_checks import TasksCoincideWarning
 from .alignment_report import write_outputs
 from .alignment_run import (
@@ -37,6 +38,7 @@ CLI_HELP = "Kernel alignment of trained MLPs on two digit classes (the paper's F
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m atf_lite alignment``."""
+    check_parser(parser)
     parser.add_argument(
         "--dataset",
         choices=DATASETS,
@@ -111,6 +113,7 @@ def _rule(args: argparse.Namespace) -> str:
 def settings_from_args(args: argparse.Namespace) -> AlignmentSettings:
     """The :class:`~atf_lite.experiments.alignment_run.AlignmentSettings` of parsed options
     (``--n`` defaults to all images for digits and to 500 for MNIST)."""
+    check_args(args)
     n = args.n if args.n is not None else (DEFAULT_MNIST_N if args.dataset == "mnist" else None)
     return AlignmentSettings(
         dataset=args.dataset,
@@ -127,6 +130,7 @@ def settings_from_args(args: argparse.Namespace) -> AlignmentSettings:
 
 def command_line(args: argparse.Namespace) -> str:
     """The shell command that reproduces ``args`` (recorded in ``summary.json``)."""
+    check_args(args)
     parts = ["python", "-m", "atf_lite", "alignment", "--dataset", args.dataset]
     if args.mnist_root is not None:
         parts += ["--mnist-root", str(args.mnist_root)]
@@ -149,6 +153,7 @@ def command_line(args: argparse.Namespace) -> str:
 def run_cli(args: argparse.Namespace) -> int:
     """Run one seed of the experiment, write figures and ``summary.json``, print a summary (and
     a warning on standard error when the two tasks nearly coincide; the JSON records it)."""
+    check_args(args)
     if getattr(args, "arch", "mlp") == "cnn":
         return run_cnn_cli(args)
     start = time.perf_counter()

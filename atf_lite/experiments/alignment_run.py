@@ -35,7 +35,15 @@ import torch
 from torch import nn
 
 from .._threads import limit_threads
-from .._validation import check_bool, check_nonnegative_int, check_positive_int, to_numpy
+from .._validation import (
+    check_array,
+    check_bool,
+    check_instance,
+    check_nonnegative_int,
+    check_positive_int,
+    check_real,
+    to_numpy,
+)
 from ..alignment import decompose_kernel, kernel_alignment, label_kernel
 from ..cache import cached
 from ..data import DATASETS, load_digits_pair, load_mnist_pair
@@ -45,6 +53,7 @@ from ..networks.path_averaging import PATH_RULES, path_averaged_kernel
 from ..networks.tangent import tangent_kernel
 from ..networks.training import TrainResult, train
 from ..progress import progress_bar
+from ._checks import check_pair, check_sequence
 from .alignment_checks import StageProgress, TasksCoincideWarning, task_overlap
 
 __all__ = [
@@ -109,8 +118,8 @@ class AlignmentSettings:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if len(self.pair) != 2:
-            raise ValueError(f"pair must be two digit classes (a, b), got {self.pair!r}")
+        check_pair(self.pair, "pair", minimum=0, maximum=9,
+                   what="two digit classes (a, b) in 0..9")
         if self.n is not None:
             check_positive_int(self.n, "n")
         for name in ("width", "depth", "epochs", "nodes"):
@@ -120,10 +129,9 @@ class AlignmentSettings:
         if self.target_width is not None:
             check_positive_int(self.target_width, "target_width")
         check_nonnegative_int(self.seed, "seed")
-        if not np.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        check_real(self.lr, "lr", low=0, low_open=True)
+        check_real(self.momentum, "momentum", low=0, high=1, high_open=True)
+        check_real(self.ridge, "ridge", low=0, low_open=True)
         if self.rule not in PATH_RULES:
             raise ValueError(f"rule must be one of {PATH_RULES}, got {self.rule!r}")
         # Normalise: plain ints, a tuple pair, the target width resolved.
@@ -163,7 +171,8 @@ def random_feature_targets(
     Draws an independent random ReLU network (:func:`atf_lite.networks.mlp.mlp` with ``depth``
     hidden layers of ``width`` units, He initialisation, seeded by ``seed``), takes its last
     hidden layer ``F`` (``[n, width]``) on ``X`` (``[n, d]``) and returns ``y = F w`` (float32
-    ``[n]``) with ``w`` the ridge-regularised least-squares fit of ``labels`` (``[n]``):
+    ``[n]``) with ``w`` the ridge-regularised least-squares fit of ``labels`` (``[n]``, real;
+    integer labels such as ``±1`` are accepted):
     ``w = argmin ‖F w − labels‖² + λ ‖w‖²``.  The penalty is relative to the scale of the
     features, ``λ = ridge · ‖F‖_F² / width`` (the mean eigenvalue of ``FᵀF``), so the default
     is close to the plain least-squares fit while staying well posed when some units are
@@ -171,7 +180,10 @@ def random_feature_targets(
     """
     if not isinstance(X, torch.Tensor) or X.ndim != 2:
         raise ValueError(f"X must be a [n, d] tensor, got {getattr(X, 'shape', type(X))}")
-    labels = torch.as_tensor(labels)
+    if X.is_complex():  # X.to(float32) below would drop the imaginary part without a word
+        raise TypeError(f"X must be real, got a complex tensor ({X.dtype})")
+    # Integer labels (±1 as ints) are as good as float ones: only their values enter the fit.
+    labels = torch.from_numpy(check_array(labels, "labels", ndim=1, column_as_vector=False))
     if labels.shape != (X.shape[0],):
         raise ValueError(
             f"labels must have shape [{X.shape[0]}] to match X, got {tuple(labels.shape)}"
@@ -180,8 +192,7 @@ def random_feature_targets(
         raise ValueError("X or labels contains NaN or infinite values")
     if not isinstance(depth, (int, np.integer)) or depth < 1:
         raise ValueError(f"depth must be a positive integer (hidden layers), got {depth!r}")
-    if not np.isfinite(ridge) or not ridge > 0:
-        raise ValueError(f"ridge must be a positive number, got {ridge!r}")
+    ridge = check_real(ridge, "ridge", low=0, low_open=True)
     network = mlp(X.shape[1], width, depth, seed=seed)
     with torch.no_grad():
         features = network[:-1](X.to(torch.float32)).double()  # drop the output layer
@@ -445,9 +456,11 @@ def alignment_experiment_seeds(
 ) -> list[AlignmentResult]:
     """:func:`alignment_experiment` for ``settings`` with each of ``seeds`` in place of its
     seed (``options`` as in :func:`alignment_experiment`)."""
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must not be empty")
+    check_instance(settings, "settings", AlignmentSettings)
+    seeds = check_sequence(seeds, "seeds")
+    for i, seed in enumerate(seeds):
+        # The same rule as AlignmentSettings.seed, but the message names the list's entry.
+        check_nonnegative_int(seed, f"seeds[{i}]")
     bars = StageProgress(options.get("progress"), "seeds").bars
     results = []
     for seed in progress_bar(seeds, desc="seeds", enabled=bars):

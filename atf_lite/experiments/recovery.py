@@ -13,7 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._threads import single_threaded
-from .._validation import check_nonnegative_int, check_positive_int
+from .._validation import (
+    check_bool,
+    check_instance,
+    check_mapping,
+    check_matrix_shape,
+    check_nonnegative_int,
+    check_positive_int,
+    check_real,
+    describe,
+)
 from ..linalg import min_norm_interpolator, relative_error
 from ..progress import progress_bar
 from ..solvers.alternating import solve_structured
@@ -32,9 +41,11 @@ __all__ = [
 
 
 def _check_scale(scale: float) -> float:
-    if not (np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive number, got {scale!r}")
-    return float(scale)
+    try:
+        return check_real(scale, "scale", low=0, low_open=True)
+    except ValueError:
+        # One message for every bad scale (a bool, a string, NaN, zero): what a scale must be.
+        raise ValueError(f"scale must be a positive number, got {describe(scale)}") from None
 
 
 @dataclass(frozen=True)
@@ -77,10 +88,7 @@ class MatrixSensingSettings:
             check_positive_int(getattr(self, name), name)
         check_nonnegative_int(self.seed, "seed")
         _check_scale(self.scale)
-        if len(self.shape) != 2:
-            raise ValueError(f"shape must be a pair (m, d), got {self.shape!r}")
-        for size in self.shape:
-            check_positive_int(size, "shape")
+        check_matrix_shape(self.shape, "shape")
         if self.rank > min(self.shape):
             raise ValueError(
                 f"rank must be at most min(shape) = {min(self.shape)}, got {self.rank}"
@@ -124,6 +132,18 @@ def _top_energy(X: np.ndarray, rank: int) -> float:
     return float(np.sum(s[:rank] ** 2) / np.sum(s**2))
 
 
+def _check_penalties(penalties: object, *, pairs: bool = False) -> dict:
+    # Empty is valid, not a slip: it asks for the baselines alone, which are worth a run.
+    penalties = check_mapping(penalties, "penalties")
+    if pairs:
+        for label, value in penalties.items():
+            if not isinstance(value, tuple | list) or len(value) != 2:
+                raise ValueError(
+                    f"penalties[{label!r}] must be a pair (omega_a, omega_b), got {describe(value)}"
+                )
+    return penalties
+
+
 @single_threaded
 def sparse_recovery_trials(
     settings: SparseRecoverySettings,
@@ -134,9 +154,13 @@ def sparse_recovery_trials(
     """Sparse recovery over ``settings.trials`` random instances.
 
     ``penalties``: label → penalty ``ω`` of a diagonal transformation; each is solved by
-    :func:`~atf_lite.solvers.alternating.solve_structured` from the lazy start.  Also computes
-    the minimum-norm interpolator and, when ``l1``, the minimum-``ℓ1`` interpolator.
+    :func:`~atf_lite.solvers.alternating.solve_structured` from the lazy start; empty, only the
+    baselines are computed.  Also computes the minimum-norm interpolator and, when ``l1``, the
+    minimum-``ℓ1`` interpolator.
     """
+    check_instance(settings, "settings", SparseRecoverySettings)
+    penalties = _check_penalties(penalties)
+    check_bool(l1, "l1")
     s = settings
     errors, gaps, residuals, below, converged = [], [], [], [], []
     for t in progress_bar(range(s.trials), desc=f"sparse m={s.m} scale={s.scale:g}"):
@@ -172,10 +196,13 @@ def matrix_sensing_trials(
 
     ``penalties``: label → ``(omega_a, omega_b)``, the penalties of the left and right factors
     of a Kronecker transformation, each solved by
-    :func:`~atf_lite.solvers.alternating.solve_structured` from the lazy start.  Also computes
-    the minimum-norm interpolator and, when ``nuclear``, the minimum nuclear norm
-    interpolator; ``top_energy`` is filled for every method.
+    :func:`~atf_lite.solvers.alternating.solve_structured` from the lazy start (empty: only the
+    baselines).  Also computes the minimum-norm interpolator and, when ``nuclear``, the minimum
+    nuclear norm interpolator; ``top_energy`` is filled for every method.
     """
+    check_instance(settings, "settings", MatrixSensingSettings)
+    penalties = _check_penalties(penalties, pairs=True)
+    check_bool(nuclear, "nuclear")
     s = settings
     errors, gaps, residuals, below, converged, energy = [], [], [], [], [], []
     for t in progress_bar(range(s.trials), desc=f"sensing n={s.n} scale={s.scale:g}"):

@@ -14,6 +14,7 @@ from ..data import DATASETS, PREPROCESSINGS
 from ..networks.classifier import OPTIMIZERS
 from ..networks.feature_models import MODEL_KINDS
 from ..networks.mlp import INITS
+from ._checks import check_args, check_parser
 from .sample_complexity_report import format_summary, summarize, write_outputs
 from .sample_complexity_run import (
     ARCHS,
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     Training options default to ``None``, meaning "the recipe's value"; set, they override it.
     """
+    check_parser(parser)
     book = TrainSettings()
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument(
@@ -89,6 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> SampleComplexitySettings:
     """The :class:`~atf_lite.experiments.sample_complexity_run.SampleComplexitySettings` of
     parsed options: only the training options given on the command line override the recipe."""
+    check_args(args)
     names = ("init", "width", "depth", "optimizer", "lr", "momentum", "batch_size", "max_epochs",
              "output_scale", "patience", "arch", "channels")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
@@ -112,6 +115,7 @@ def settings_from_args(args: argparse.Namespace) -> SampleComplexitySettings:
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces ``args`` (explicit values only, in a fixed order)."""
+    check_args(args)
     parts = ["python -m atf_lite sample-complexity"]
     for name, value in vars(args).items():
         if name in {"run", "command", "no_cache", "mnist_root"} or value is None:
@@ -126,6 +130,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run the experiment with the parsed ``args``, write JSON and figure, print a summary."""
+    check_args(args)
     result = sample_complexity(
         settings_from_args(args), mnist_root=args.mnist_root, use_cache=not args.no_cache
     )

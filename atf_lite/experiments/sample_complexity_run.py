@@ -41,7 +41,6 @@ executed with one CPU thread, which makes its result independent of the machine'
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -50,7 +49,16 @@ import numpy as np
 import torch
 
 from .._threads import limit_threads
-from .._validation import check_nonnegative_int, check_positive_int
+from .._validation import (
+    check_bool,
+    check_instance,
+    check_int,
+    check_mapping,
+    check_nonnegative_int,
+    check_positive_int,
+    check_real,
+    is_integer,
+)
 from ..cache import cached
 from ..data import DATASETS, PREPROCESSINGS
 from ..networks.classifier import OPTIMIZERS, evaluate_classifier, fit_classifier
@@ -58,6 +66,7 @@ from ..networks.cnn import cnn, image_shape_for
 from ..networks.feature_models import MODEL_KINDS, AdaptiveNet, FeatureModel, feature_model
 from ..networks.mlp import INITS, mlp
 from ..progress import progress_bar
+from ._checks import check_int_sequence, check_pair, check_sequence
 from .sample_complexity_data import (
     SPLIT_SEED,
     TEST_FRACTION,
@@ -128,36 +137,23 @@ class TrainSettings:
         return int(self.batch_size)
 
     def __post_init__(self) -> None:
+        # Values are checked, not converted (but small_batch and channels): a NumPy integer
+        # stays one, so as_dict, and with it every cache key, is what it was.
         for name in ("width", "batch_size", "max_epochs"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.depth, (int, np.integer)) or self.depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {self.depth!r}")
+            check_positive_int(getattr(self, name), name)
+        check_nonnegative_int(self.depth, "depth")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
-        if self.patience is not None and (
-            not isinstance(self.patience, (int, np.integer)) or self.patience < 1
-        ):
-            raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
-        if not (math.isfinite(self.output_scale) and self.output_scale > 0):
-            raise ValueError(f"output_scale must be positive, got {self.output_scale!r}")
+        check_real(self.lr, "lr", low=0, low_open=True)
+        check_real(self.momentum, "momentum", low=0, high=1, high_open=True)
+        check_int(self.patience, "patience", minimum=1, allow_none=True)
+        check_real(self.output_scale, "output_scale", low=0, low_open=True)
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.small_batch is not None:
-            pair = tuple(self.small_batch)
-            if len(pair) != 2 or not all(
-                isinstance(v, (int, np.integer)) and v >= 1 for v in pair
-            ):
-                raise ValueError(
-                    f"small_batch must be None or a pair of positive integers (n_max, batch), "
-                    f"got {self.small_batch!r}"
-                )
-            object.__setattr__(self, "small_batch", (int(pair[0]), int(pair[1])))
+            pair = check_pair(self.small_batch, "small_batch", minimum=1,
+                              what="None or a pair of positive integers (n_max, batch)")
+            object.__setattr__(self, "small_batch", pair)
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         channels = tuple(self.channels)
@@ -263,9 +259,11 @@ def run_one(
     and, for the adaptive model, ``transform_change`` (per layer ``‖M − I‖_F / ‖I‖_F`` of ``M1``
     and ``M2``).
     """
+    check_instance(splits, "splits", DataSplits)
+    check_instance(settings, "settings", TrainSettings)
     if kind not in MODEL_KINDS:
         raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
-    if not isinstance(n_train, (int, np.integer)) or not 1 <= n_train <= splits.pool_size:
+    if not is_integer(n_train) or not 1 <= n_train <= splits.pool_size:
         raise ValueError(f"n_train must be an integer in [1, {splits.pool_size}], got {n_train!r}")
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -331,7 +329,8 @@ class SampleComplexitySettings:
     ``recipe`` (a key of :data:`RECIPES`) gives the preprocessing and the
     :class:`TrainSettings` shared by all models; ``preprocessing`` (``None``: the recipe's) and
     ``overrides`` (fields of :class:`TrainSettings`) override it, and ``model_overrides`` maps a
-    model kind to fields that override them for that model only.  ``protocol``:
+    model kind to fields that override them for that model only (either mapping may be empty,
+    the default: no overrides).  ``protocol``:
     ``"fixed-subset"`` or ``"fresh-subset-per-epoch"`` (see :func:`run_one`).
     """
 
@@ -351,20 +350,21 @@ class SampleComplexitySettings:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         fix = object.__setattr__
-        fix(self, "models", tuple(self.models))
-        fix(self, "seeds", tuple(check_nonnegative_int(s, "seeds") for s in self.seeds))
-        if self.sizes is not None:
-            fix(self, "sizes", tuple(check_positive_int(n, "sizes") for n in self.sizes))
-        if not self.seeds or not self.models:
-            raise ValueError("seeds and models must not be empty")
+        fix(self, "models", check_sequence(self.models, "models"))
+        fix(self, "seeds", check_int_sequence(self.seeds, "seeds", minimum=0))
+        if self.sizes is not None:  # None, not an empty list, asks for the default sizes
+            fix(self, "sizes", check_int_sequence(self.sizes, "sizes", minimum=1))
         for kind in self.models:
             if kind not in MODEL_KINDS:
                 raise ValueError(f"models must be drawn from {MODEL_KINDS}, got {kind!r}")
-        unknown = sorted(set(self.model_overrides) - set(MODEL_KINDS))
+        # Empty override mappings are valid (and the default): the recipe as it is.
+        fix(self, "overrides", check_mapping(self.overrides, "overrides"))
+        per_model = check_mapping(self.model_overrides, "model_overrides")
+        unknown = sorted(set(per_model) - set(MODEL_KINDS), key=repr)
         if unknown:
             raise ValueError(f"model_overrides has unknown model kinds {unknown}")
-        fix(self, "overrides", dict(self.overrides))
-        fix(self, "model_overrides", {k: dict(v) for k, v in self.model_overrides.items()})
+        fix(self, "model_overrides",
+            {k: check_mapping(v, f"model_overrides[{k!r}]") for k, v in per_model.items()})
         self.resolve()  # validates the recipe, the preprocessing and every override
 
     def resolve(self) -> tuple[str, dict[str, TrainSettings]]:
@@ -410,6 +410,8 @@ def sample_complexity(
         raise TypeError(
             f"settings must be a SampleComplexitySettings, got {type(settings).__name__}"
         )
+    if progress is not None:
+        check_bool(progress, "progress")
     preprocessing, per_model = settings.resolve()
     splits = load_splits(settings.dataset, mnist_root=mnist_root, preprocessing=preprocessing)
     sizes = default_sizes(splits.pool_size) if settings.sizes is None else list(settings.sizes)
@@ -470,8 +472,12 @@ def settings_sweep(
     Runs are cached individually, so a variant equal to another experiment's settings costs
     nothing.
     """
-    if not variants:
-        raise ValueError("variants must name at least one setting")
+    check_instance(settings, "settings", SampleComplexitySettings)
+    variants = check_mapping(variants, "variants", allow_empty=False)
+    for name, overrides in variants.items():
+        check_mapping(overrides, f"variants[{name!r}]")
+    if progress is not None:
+        check_bool(progress, "progress")
     records = []
     for name, overrides in variants.items():
         variant = dataclasses.replace(settings, overrides={**settings.overrides, **overrides})
