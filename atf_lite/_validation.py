@@ -9,7 +9,7 @@ tensor is recognised by its ``detach`` method.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,8 @@ __all__ = [
     "check_callable",
     "check_instance",
     "check_mapping",
+    "check_sequence",
+    "check_int_sequence",
     "STRUCTURES",
     "check_structure",
     "check_structure_options",
@@ -360,6 +362,32 @@ def check_mapping(value: Any, name: str, *, allow_empty: bool = True) -> dict:
     if not value and not allow_empty:
         raise ValueError(f"{name} must not be empty, got {describe(value)}")
     return dict(value)
+
+
+def check_sequence(value: Any, name: str, *, allow_empty: bool = False) -> tuple:
+    """``value`` as a tuple of its entries.
+
+    A string is refused although it is iterable: ``"012"`` for ``[0, 1, 2]`` is a typing
+    slip, not three seeds.  Mappings are refused too (their keys would be taken silently).
+    """
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a sequence, got {describe(value)}")
+    entries = tuple(value)
+    if not entries and not allow_empty:
+        raise ValueError(f"{name} must not be empty, got {describe(value)}")
+    return entries
+
+
+def check_int_sequence(
+    value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None
+) -> tuple[int, ...]:
+    """``value`` as a non-empty tuple of Python ints in ``[minimum, maximum]``; an entry's
+    message names it as ``name[i]``."""
+    entries = check_sequence(value, name)
+    return tuple(
+        check_int(v, f"{name}[{i}]", minimum=minimum, maximum=maximum)
+        for i, v in enumerate(entries)
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,21 +1,20 @@
 """Argument checks shared by the experiment modules (package-private).
 
 They complement :mod:`atf_lite._validation` with the shapes of argument the experiments take:
-parsed command lines, sequences of seeds or sizes, pairs of digit classes.  Like those checks,
+parsed command lines and pairs of digit classes.  Like those checks,
 each raises with a message naming the argument and the value.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from .._validation import check_instance, check_int, describe, is_integer
+from .._validation import check_instance, describe, is_integer
 
-__all__ = ["check_args", "check_parser", "check_sequence", "check_int_sequence", "check_pair"]
+__all__ = ["check_args", "check_parser", "check_pair"]
 
 
 def check_args(args: Any, name: str = "args") -> argparse.Namespace:
@@ -26,32 +25,6 @@ def check_args(args: Any, name: str = "args") -> argparse.Namespace:
 def check_parser(parser: Any, name: str = "parser") -> argparse.ArgumentParser:
     """``parser`` if it is an ``argparse.ArgumentParser``."""
     return check_instance(parser, name, argparse.ArgumentParser, "an argparse.ArgumentParser")
-
-
-def check_sequence(value: Any, name: str, *, allow_empty: bool = False) -> tuple:
-    """``value`` as a tuple of its entries.
-
-    A string is refused although it is iterable: ``"012"`` for ``[0, 1, 2]`` is a typing
-    slip, not three seeds.  Mappings are refused too (their keys would be taken silently).
-    """
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise TypeError(f"{name} must be a sequence, got {describe(value)}")
-    entries = tuple(value)
-    if not entries and not allow_empty:
-        raise ValueError(f"{name} must not be empty, got {describe(value)}")
-    return entries
-
-
-def check_int_sequence(
-    value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None
-) -> tuple[int, ...]:
-    """``value`` as a non-empty tuple of Python ints in ``[minimum, maximum]``; an entry's
-    message names it as ``name[i]``."""
-    entries = check_sequence(value, name)
-    return tuple(
-        check_int(v, f"{name}[{i}]", minimum=minimum, maximum=maximum)
-        for i, v in enumerate(entries)
-    )
 
 
 def check_pair(value: Any, name: str, *, minimum: int | None = None,

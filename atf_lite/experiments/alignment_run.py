@@ -42,6 +42,7 @@ from .._validation import (
     check_nonnegative_int,
     check_positive_int,
     check_real,
+    check_sequence,
     to_numpy,
 )
 from ..alignment import decompose_kernel, kernel_alignment, label_kernel
@@ -53,7 +54,7 @@ from ..networks.path_averaging import PATH_RULES, path_averaged_kernel
 from ..networks.tangent import tangent_kernel
 from ..networks.training import TrainResult, train
 from ..progress import progress_bar
-from ._checks import check_pair, check_sequence
+from ._checks import check_pair
 from .alignment_checks import StageProgress, TasksCoincideWarning, task_overlap
 
 __all__ = [

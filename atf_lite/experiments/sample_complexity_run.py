@@ -53,10 +53,12 @@ from .._validation import (
     check_bool,
     check_instance,
     check_int,
+    check_int_sequence,
     check_mapping,
     check_nonnegative_int,
     check_positive_int,
     check_real,
+    check_sequence,
     is_integer,
 )
 from ..cache import cached
@@ -66,7 +68,7 @@ from ..networks.cnn import cnn, image_shape_for
 from ..networks.feature_models import MODEL_KINDS, AdaptiveNet, FeatureModel, feature_model
 from ..networks.mlp import INITS, mlp
 from ..progress import progress_bar
-from ._checks import check_int_sequence, check_pair, check_sequence
+from ._checks import check_pair
 from .sample_complexity_data import (
     SPLIT_SEED,
     TEST_FRACTION,

@@ -28,11 +28,11 @@ from torch import nn
 
 from .._validation import (
     check_array,
+    check_int_sequence,
     check_option,
-    check_positive_int,
     check_real,
+    check_sequence,
     check_square_matrix,
-    describe,
     is_integer,
 )
 from .conv_tangent import cnn_layer_adapted_kernel, is_structured_cnn
@@ -212,14 +212,6 @@ def eigen_overlaps(
     return eigenvalues[top], overlaps
 
 
-def _nonempty_sequence(value: object, name: str) -> Sequence:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise TypeError(f"{name} must be a list or tuple, got {describe(value)}")
-    if len(value) == 0:
-        raise ValueError(f"{name} must not be empty")
-    return value
-
-
 def quadrature_residuals(
     X: torch.Tensor,
     model: nn.Module,
@@ -235,10 +227,11 @@ def quadrature_residuals(
     :func:`~atf_lite.networks.path_averaging.path_averaged_features` with ``nodes[j]`` nodes.
     ``rules`` may include ``"exact"``, which uses no nodes: it is computed once and repeated.
     """
-    nodes = [check_positive_int(count, f"nodes[{j}]") for j, count in enumerate(
-        _nonempty_sequence(nodes, "nodes"))]
-    rules = [check_option(rule, f"rules[{j}]", PATH_RULES) for j, rule in enumerate(
-        _nonempty_sequence(rules, "rules"))]
+    nodes = check_int_sequence(nodes, "nodes", minimum=1)
+    rules = [
+        check_option(rule, f"rules[{j}]", PATH_RULES)
+        for j, rule in enumerate(check_sequence(rules, "rules"))
+    ]
     table = {}
     for rule in rules:
         if rule == "exact":
