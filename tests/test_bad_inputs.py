@@ -1019,6 +1019,20 @@ NOT_SWEPT: dict[str, str] = {
 }
 
 
+# Valid calls of the report functions (tables and figures): each builds a small result by hand.
+
+# ---- foundations, recovery, alignment and convolutional reports
+VALID_CALLS.update({
+})
+
+# The sample-complexity study's tables and figures read the stored study or a small one built
+# here.
+
+# ---- the stored sample-complexity study
+VALID_CALLS.update({
+})
+
+
 # --------------------------------------------------------------------------------------------
 # The sweep
 # --------------------------------------------------------------------------------------------
