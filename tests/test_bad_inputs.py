@@ -1021,8 +1021,118 @@ NOT_SWEPT: dict[str, str] = {
 
 # Valid calls of the report functions (tables and figures): each builds a small result by hand.
 
+def _width_gaps() -> list:
+    from atf_lite.networks.linear import LinearizationGap
+
+    return [LinearizationGap(0.5 / k, 0.4 / k**2, 1.2 / k, 1.0, 2.0) for k in (1, 2, 4)]
+
+
+def _penalties() -> dict:
+    return {r"$\omega_1$": _omega()[0], r"$\omega_2$": _omega()[1]}
+
+
+@functools.cache
+def _brute_rows() -> tuple:
+    from atf_lite.experiments.foundations_report import brute_force_rows
+
+    return tuple(brute_force_rows([system()], _omega()[0], restarts=1))
+
+
+@functools.cache
+def _weight_curves() -> dict:
+    from atf_lite.experiments.foundations_report import label_weight_curve
+
+    targets = {"a": np.array([1.0, -1.0, 2.0, 0.5]), "b": np.array([0.5, 1.0, -1.0, 1.0])}
+    return {label: {name: label_weight_curve(spd(), t, omega, np.array([0.5, 1.0, 2.0]))
+                    for name, t in targets.items()}
+            for label, omega in zip(("omega_1", "omega_2"), _omega())}
+
+
+def _recovery_trials(errors: dict[str, list[float]]):
+    from atf_lite.experiments.recovery import RecoveryTrials
+
+    return RecoveryTrials({k: np.array(v) for k, v in errors.items()}, {}, {}, {}, {}, {})
+
+
+def _by_count() -> dict:
+    return {20: _recovery_trials({"min_l2": [0.8, 0.9], "l1": [0.3, 0.5], "w": [0.2, 0.4]}),
+            10: _recovery_trials({"min_l2": [0.9, 1.0], "l1": [0.8, 0.8], "w": [0.6, 0.8]})}
+
+
+def _by_scale() -> dict:
+    return {1.0: _recovery_trials({"min_l2": [0.8, 0.9], "w": [0.8, 0.9]}),
+            0.1: _recovery_trials({"min_l2": [0.8, 0.9], "w": [0.85, 0.85]})}
+
+
+def _convergence():
+    from atf_lite.experiments.alignment_quadrature import QuadratureConvergence
+
+    errors = {"riemann": np.array([1e-2, 5e-3]), "gauss-legendre": np.array([1e-3, 5e-4])}
+    return QuadratureConvergence((2, 4), errors, dict(errors), 1e-15, np.array([1, 2]))
+
+
+def _arch_summaries() -> dict:
+    def summary(seed: int, shift: float) -> dict:
+        entry = {"train_loss": 1e-3, "identity_residual": 2e-4, "tangent_norm": 3.0,
+                 "alignment_initial": 0.05, "alignment": 0.2 + shift,
+                 "alignment_change": 0.5 + shift}
+        return {"config": {"seed": seed},
+                "tasks": {"regression": entry, "sign": {**entry, "alignment": 0.3 + shift}}}
+
+    return {"mlp": [summary(0, 0.0), summary(1, 0.01)], "cnn": [summary(0, 0.1)]}
+
+
 # ---- foundations, recovery, alignment and convolutional reports
 VALID_CALLS.update({
+    "atf_lite.experiments.foundations_report:format_width_sweep": lambda: call(
+        [16, 64, 256], _width_gaps()),
+    "atf_lite.experiments.foundations_report:plot_descent": lambda: call(
+        {"a": np.geomspace(1, 1e-3, 10), "b": np.ones(10)}, tolerance=1e-3),
+    "atf_lite.experiments.foundations_report:plot_width_sweep": lambda: call(
+        [16, 64, 256], _width_gaps()),
+    "atf_lite.experiments.foundations_report:plot_penalties": lambda: call(
+        np.linspace(0.0, 3.0, 31), _penalties(), mark=1.4),
+    "atf_lite.experiments.foundations_report:plot_effective_penalties": lambda: call(
+        np.linspace(0.0, 5.0, 21), _penalties(), lazy_threshold=0.7),
+    "atf_lite.experiments.foundations_report:plot_effective_loglog": lambda: call(
+        np.geomspace(1e-2, 1e2, 21), _penalties()),
+    "atf_lite.experiments.foundations_report:format_brute_force_table": lambda: call(
+        list(_brute_rows())),
+    "atf_lite.experiments.foundations_report:plot_brute_force": lambda: call(
+        {"w": list(_brute_rows())}, tolerance=1e-5, floor=1e-17),
+    # index counts from the end when negative, as Python indexes the scales
+    "atf_lite.experiments.foundations_report:format_difficulty_table": lambda: call(
+        _weight_curves(), index=1, valid=("index/negative",)),
+    "atf_lite.experiments.foundations_report:plot_difficulty_kinds": lambda: call(
+        _weight_curves()["omega_1"], index=1, valid=("index/negative",)),
+    # row labels are free text; no column headers given means every method
+    "atf_lite.experiments.recovery_report:format_recovery_table": lambda: call(
+        {30.0: _by_count()[20], 0.3: _by_scale()[1.0]}, row_name="scale",
+        columns={"min_l2": "min-l2", "l1": "l1"}, digits=3, text=("row_name",)),
+    # no label overrides (empty labels) is the default
+    "atf_lite.experiments.recovery_report:plot_recovery_curves": lambda: call(
+        _by_count(), _by_scale(), count_name="m", scale_label="scale", fixed_scale=30.0,
+        fixed_count=20, labels={"w": "adaptive w"}, text=("count_name", "scale_label"),
+        valid=("labels/empty",)),
+    "atf_lite.experiments.recovery_report:plot_singular_value_penalties": lambda: call(
+        v_max=4.0, v_log=(1e-1, 1e3)),
+    "atf_lite.experiments.recovery_report:plot_spectra": lambda: call(
+        {"truth": np.outer(np.arange(1.0, 5.0), np.ones(3)), "min_l2": _rng(10).random((4, 3))},
+        floor=1e-3, labels={"min_l2": "lazy"}, valid=("labels/empty",)),
+    "atf_lite.experiments.alignment_report:plot_quadrature_convergence": lambda: call(
+        _convergence()),
+    # layer counts from the output layer when negative; a title is free text
+    "atf_lite.experiments.cnn_report:plot_position_contributions": lambda: call(
+        X_img()[:2], cnn_net(), layer=0, image_shape=(4, 4), titles=("a", "b"),
+        valid=("layer/negative", "titles/unknown-entry")),
+    # metric is the axis label there, free text
+    "atf_lite.experiments.cnn_report:plot_alignment_by_architecture": lambda: call(
+        axes(), {"mlp": {"regression": [0.2, 0.3], "sign": [0.3, 0.4]},
+                 "cnn": {"regression": [0.1, 0.2], "sign": [0.2, 0.1]}},
+        metric="alignment", text=("metric",)),
+    "atf_lite.experiments.cnn_report:alignment_by_architecture": lambda: call(
+        _arch_summaries(), metric="alignment_change"),
+    "atf_lite.experiments.cnn_report:format_architecture_table": lambda: call(_arch_summaries()),
 })
 
 # The sample-complexity study's tables and figures read the stored study or a small one built

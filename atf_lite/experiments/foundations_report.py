@@ -25,7 +25,7 @@ import scipy.linalg
 
 from .._threads import single_threaded
 from .._types import ArrayLike
-from .._validation import as_float_array, check_nonnegative_int, check_real, check_system
+from .._validation import as_float_array, check_real
 from ..alignment import kernel_alignment, label_kernel
 from ..plotting import COLORS
 from ..solvers.joint import compare_with_theorem1, solve_joint
@@ -33,6 +33,16 @@ from ..solvers.solution import JointSolution
 from ..theory.effective import effective_penalty, effective_penalty_and_scale
 from ..theory.penalties import PenaltyLike, as_penalty
 from ..theory.theorem1 import theorem1_solution
+from ._report_inputs import (
+    check_curves,
+    check_descent,
+    check_label_weight,
+    check_labelled,
+    check_penalties,
+    check_problem_instances,
+    check_records,
+    check_width_sweep,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -102,15 +112,7 @@ def feature_gradient_descent(
     single-threaded: matrix-vector products gain nothing from more threads).  Raises
     ``FloatingPointError`` if the iterates overflow.
     """
-    Phi, r = check_system(Phi, r, names=("Phi", "r"))
-    steps = check_nonnegative_int(steps, "steps")
-    lr = check_real(lr, "lr", low=0.0, low_open=True)
-    momentum = check_real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
-    ref = None
-    if reference is not None:
-        ref = as_float_array(reference, "reference", 1)
-        if ref.shape != (Phi.shape[1],) or not np.any(ref):
-            raise ValueError(f"reference must be a non-zero vector of length {Phi.shape[1]}")
+    Phi, r, steps, lr, momentum, ref = check_descent(Phi, r, steps, lr, momentum, reference)
     beta, velocity = np.zeros(Phi.shape[1]), np.zeros(Phi.shape[1])
     losses, distances = [], []
     # A divergent run overflows: it is detected and reported below, without warnings on the way.
@@ -169,9 +171,8 @@ def fit_power_law(x: ArrayLike, y: ArrayLike) -> PowerLawFit:
 
 def format_width_sweep(widths: Sequence[int], gaps: Sequence[LinearizationGap]) -> str:
     """A table of :class:`~atf_lite.networks.linear.LinearizationGap` results, one row per
-    width."""
-    if len(widths) != len(gaps) or not widths:
-        raise ValueError("widths and gaps must be non-empty and of the same length")
+    width (positive integers)."""
+    widths, gaps = check_width_sweep(widths, gaps)
     lines = ["width   function gap   parameter change   kernel change"]
     for width, gap in zip(widths, gaps):
         lines.append(
@@ -188,9 +189,11 @@ def plot_descent(
     (``{label: [steps + 1]}``), on a log scale; ``tolerance`` draws a dotted line."""
     import matplotlib.pyplot as plt
 
+    distances = check_labelled(distances, "distances", lambda v, n: as_float_array(v, n, 1))
+    tolerance = check_real(tolerance, "tolerance", low=0.0, low_open=True, allow_none=True)
     fig, ax = plt.subplots(figsize=(5.6, 3.4), constrained_layout=True)
     for (label, values), color in zip(distances.items(), (COLORS["orange"], *_PALETTE)):
-        ax.semilogy(as_float_array(values, "distances", 1), color=color, label=label)
+        ax.semilogy(values, color=color, label=label)
     if tolerance is not None:
         ax.axhline(tolerance, color="gray", lw=1, ls=":", label=f"tolerance {tolerance:g}")
     ax.set_xlabel("gradient step $t$")
@@ -205,6 +208,7 @@ def plot_width_sweep(widths: Sequence[int], gaps: Sequence[LinearizationGap]) ->
     parameter change."""
     import matplotlib.pyplot as plt
 
+    widths, gaps = check_width_sweep(widths, gaps)
     widths_arr = np.asarray(widths, dtype=float)
     series = {
         "function gap": ([g.function_gap for g in gaps], "o", COLORS["blue"], True),
@@ -236,9 +240,11 @@ def plot_penalties(
     import matplotlib.pyplot as plt
 
     z = as_float_array(z, "z", 1)
+    penalties = check_penalties(penalties)
+    mark = check_real(mark, "mark", allow_none=True)
     fig, ax = plt.subplots(figsize=(5.0, 3.4), constrained_layout=True)
     for (label, omega), color in zip(penalties.items(), _PALETTE):
-        ax.plot(z, as_penalty(omega)(z), color=color, label=label)
+        ax.plot(z, omega(z), color=color, label=label)
     if mark is not None:
         ax.axvline(mark, color=COLORS["black"], lw=0.8, ls=":")
     ax.set_xlabel("singular value $z$ of $\\Gamma$ (dimensionless)")
@@ -257,6 +263,8 @@ def plot_effective_penalties(
     import matplotlib.pyplot as plt
 
     v = as_float_array(v, "v", 1)
+    penalties = check_penalties(penalties)
+    lazy_threshold = check_real(lazy_threshold, "lazy_threshold", allow_none=True)
     fig, (ax_pen, ax_scale) = plt.subplots(1, 2, figsize=(9.0, 3.6), constrained_layout=True)
     ax_pen.plot(v, v**2, color=COLORS["black"], ls="--", lw=1.2, label="$v^2$ (fixed features)")
     for (label, omega), color in zip(penalties.items(), _PALETTE):
@@ -279,6 +287,7 @@ def plot_effective_loglog(v: ArrayLike, penalties: Mapping[str, PenaltyLike]) ->
     import matplotlib.pyplot as plt
 
     v = as_float_array(v, "v", 1)
+    penalties = check_penalties(penalties)
     fig, ax = plt.subplots(figsize=(5.0, 3.6), constrained_layout=True)
     ax.loglog(v, v**2, color=COLORS["black"], ls="--", lw=1.2, label="$v^2$")
     for (label, omega), color in zip(penalties.items(), _PALETTE):
@@ -324,16 +333,7 @@ def brute_force_rows(
     (:func:`~atf_lite.solvers.joint.solve_joint`, seeded by the instance's index) and compare
     with Theorem 1's closed form."""
     omega = as_penalty(omega)
-    if isinstance(instances, (str, bytes)) or not isinstance(instances, Sequence):
-        raise TypeError(f"instances must be a sequence of (Phi, y) pairs, got {instances!r}")
-    pairs = []
-    for index, pair in enumerate(instances):
-        try:
-            Phi, y = pair
-        except (TypeError, ValueError):
-            raise ValueError(f"instances[{index}] must be a (Phi, y) pair, got {pair!r}") from None
-        names = (f"instances[{index}].Phi", f"instances[{index}].y")
-        pairs.append(check_system(Phi, y, names=names))
+    pairs = check_problem_instances(instances)
     rows = []
     for seed, (Phi, y) in enumerate(pairs):
         exact = theorem1_solution(Phi, y, omega)
@@ -351,6 +351,7 @@ def brute_force_rows(
 
 def format_brute_force_table(rows: Sequence[BruteForceRow]) -> str:
     """One line per problem: size, ``‖β̂‖``, ``s``, the optimal value and the relative gaps."""
+    rows = check_records(rows, "rows", BruteForceRow, "a BruteForceRow")
     lines = [f"{'n':>2} {'p':>3} {'|b|':>6} {'s':>6} {'optimum':>8} | relative gaps: "
              f"{'objective':>9} {'theta':>8} {'kernel':>8} {'GG^T':>8} {'Gamma':>6}"]
     for r in rows:
@@ -370,6 +371,10 @@ def plot_brute_force(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    rows = check_labelled(rows, "rows", lambda v, n: check_records(v, n, BruteForceRow,
+                                                                   "a BruteForceRow"))
+    tolerance = check_real(tolerance, "tolerance", low=0.0, low_open=True)
+    floor = check_real(floor, "floor", low=0.0, low_open=True)
     fig, (ax_value, ax_gap) = plt.subplots(1, 2, figsize=(9.0, 3.8), constrained_layout=True)
     values = []
     for (label, group), color in zip(rows.items(), _PALETTE):
@@ -426,13 +431,7 @@ def label_weight_curve(
     ``K0``: the ``[n, n]`` positive definite initial kernel ``ΦΦᵀ``; ``y``: ``[n]``, non-zero.
     Uses ``‖β̂‖² = yᵀK0⁻¹y`` (one Cholesky factorisation), so no ``Φ`` is needed.
     """
-    K0 = as_float_array(K0, "K0", 2)
-    y = as_float_array(y, "y", 1)
-    scales = as_float_array(scales, "scales", 1)
-    if K0.shape != (len(y), len(y)):
-        raise ValueError(f"K0 must be [{len(y)}, {len(y)}] to match y, got {K0.shape}")
-    if not np.any(y) or np.any(scales <= 0):
-        raise ValueError("y must be non-zero and scales positive")
+    K0, y, scales = check_label_weight(K0, y, scales)
     norm0 = float(np.sqrt(y @ scipy.linalg.cho_solve(scipy.linalg.cho_factor(K0), y)))
     norm = scales * norm0
     _, s = effective_penalty_and_scale(norm, omega)
@@ -455,7 +454,9 @@ def format_difficulty_table(
 ) -> str:
     """A table of ``{penalty label: {target: curve}}`` at ``curves[...].scales[index]``:
     ``‖y‖``-independent columns ``‖β̂‖``, then per penalty ``s``, the label weight and the
-    centred alignment of ``K*`` (with that of ``K0`` first)."""
+    centred alignment of ``K*`` (with that of ``K0`` first); every penalty holds the same
+    targets."""
+    curves, index = check_curves(curves, index, LabelWeightCurve, nested=True)
     penalties = list(curves)
     targets = list(curves[penalties[0]])
     head = f"{'target':>8} {'|b|':>7} {'K0 cent.':>8}"
@@ -480,6 +481,7 @@ def plot_difficulty_kinds(curves: Mapping[str, LabelWeightCurve], *, index: int)
     direction)."""
     import matplotlib.pyplot as plt
 
+    curves, index = check_curves(curves, index, LabelWeightCurve)
     fig, (ax_w, ax_a) = plt.subplots(1, 2, figsize=(9.0, 3.8), constrained_layout=True)
     scale = float(next(iter(curves.values())).scales[index])
     for (target, c), color in zip(curves.items(), _PALETTE):
@@ -495,3 +497,4 @@ def plot_difficulty_kinds(curves: Mapping[str, LabelWeightCurve], *, index: int)
     ax_a.set_ylabel(r"centred alignment of $K^\star$ with $yy^\top$")
     ax_w.legend()
     return fig
+
