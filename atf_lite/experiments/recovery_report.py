@@ -16,11 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import to_numpy
+from .._validation import (
+    check_array,
+    check_instance,
+    check_int,
+    check_positive_int,
+    check_real,
+    check_sequence,
+)
 from ..plotting import COLORS
 from ..theory.effective import effective_penalty
 from ..theory.penalties import omega_abs, omega_sq
 from ..theory.structured import kronecker_penalty_and_scales
+from ._report_inputs import check_labelled, check_labels, check_text
 from .recovery import RecoveryTrials
 
 if TYPE_CHECKING:
@@ -64,6 +72,19 @@ def _styles(methods: Sequence[str], labels: Mapping[str, str] | None) -> dict[st
     return styles
 
 
+def _check_trials(value: Any, name: str) -> dict[Any, RecoveryTrials]:
+    """``{label: RecoveryTrials}``, non-empty."""
+    return check_labelled(value, name, lambda r, n: check_instance(r, n, RecoveryTrials,
+                                                                   "a RecoveryTrials"))
+
+
+def _check_matrix(matrix: Any, name: str) -> np.ndarray:
+    matrix = check_array(matrix, name)
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be a matrix, got shape {matrix.shape}")
+    return matrix
+
+
 def _methods(results: Sequence[RecoveryTrials]) -> list[str]:
     """Every method reported by any of ``results``, in order of first appearance."""
     seen: dict[str, None] = {}
@@ -86,8 +107,10 @@ def format_recovery_table(
     by its name).  A method a row did not compute is left blank.  Medians are printed with
     ``digits`` decimals.
     """
-    if not rows:
-        raise ValueError("rows must not be empty")
+    rows = _check_trials(rows, "rows")
+    row_name = check_text(row_name, "row_name")
+    columns = check_labels(columns, "columns")
+    digits = check_int(digits, "digits", minimum=0)
     if columns is None:
         columns = {method: method for method in _methods(list(rows.values()))}
     if not columns:
@@ -119,9 +142,11 @@ def plot_singular_value_penalties(
     """
     import matplotlib.pyplot as plt
 
-    if not v_max > 0:
-        raise ValueError(f"v_max must be positive, got {v_max!r}")
-    low, high = v_log
+    v_max = check_real(v_max, "v_max", low=0.0, low_open=True)
+    v_log = check_sequence(v_log, "v_log")
+    if len(v_log) != 2:
+        raise ValueError(f"v_log must be an interval (low, high), got {v_log!r}")
+    low, high = (check_real(v, f"v_log[{i}]") for i, v in enumerate(v_log))
     if not 0 < low < high:
         raise ValueError(f"v_log must be an interval (low, high), 0 < low < high, got {v_log!r}")
     curves = {
@@ -178,8 +203,12 @@ def plot_recovery_curves(
     """
     import matplotlib.pyplot as plt
 
-    if not by_count or not by_scale:
-        raise ValueError("by_count and by_scale must not be empty")
+    by_count, by_scale = _check_trials(by_count, "by_count"), _check_trials(by_scale, "by_scale")
+    count_name = check_text(count_name, "count_name")
+    scale_label = check_text(scale_label, "scale_label")
+    fixed_scale = check_real(fixed_scale, "fixed_scale", low=0.0, low_open=True)
+    fixed_count = check_positive_int(fixed_count, "fixed_count")
+    labels = check_labels(labels)
     counts, scales = sorted(by_count), sorted(by_scale)
     count_methods = _methods([by_count[c] for c in counts])
     scale_methods = _methods([by_scale[s] for s in scales])
@@ -226,17 +255,13 @@ def plot_spectra(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    if not matrices:
-        raise ValueError("matrices must not be empty")
-    if not floor > 0:
-        raise ValueError(f"floor must be positive, got {floor!r}")
+    matrices = check_labelled(matrices, "matrices", _check_matrix)
+    floor = check_real(floor, "floor", low=0.0, low_open=True)
+    labels = check_labels(labels)
     styles = _styles(list(matrices), labels)
     fig, ax = plt.subplots(figsize=(6.0, 3.9), constrained_layout=True)
     largest = floor
     for key, matrix in matrices.items():
-        matrix = to_numpy(matrix)
-        if matrix.ndim != 2:
-            raise ValueError(f"matrices[{key!r}] must be a matrix, got shape {matrix.shape}")
         sigma = np.linalg.svd(matrix, compute_uv=False)
         largest = max(largest, float(sigma[0]))
         label, color, marker = styles[key]
