@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_option, describe
+from .._validation import check_instance, check_option, describe
 from ..alignment import kernel_alignment, label_kernel
 from ..plotting import COLORS, heatmap, use_style
 from ..theory.effective import adaptation_scale
@@ -243,6 +243,7 @@ def plot_quadrature_convergence(convergence: QuadratureConvergence) -> Figure:
     ``Φ̄`` from the exact one, with a ``1/N`` guide.  Returns the figure."""
     import matplotlib.pyplot as plt
 
+    check_instance(convergence, "convergence", QuadratureConvergence, "a QuadratureConvergence")
     nodes = np.asarray(convergence.nodes, dtype=float)
     colors = {"riemann": COLORS["red"], "trapezoid": COLORS["green"],
               "gauss-legendre": COLORS["blue"]}

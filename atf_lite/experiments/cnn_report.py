@@ -18,7 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import describe, is_integer
+from .._validation import (
+    check_array,
+    check_instance,
+    check_int_sequence,
+    check_real,
+    check_sequence,
+    describe,
+    is_integer,
+)
 from ..networks.conv_tangent import (
     check_cnn_inputs,
     cnn_layer_signals,
@@ -27,6 +35,7 @@ from ..networks.conv_tangent import (
 )
 from ..networks.functional import Params
 from ..plotting import COLORS
+from ._report_inputs import check_axes, check_key, check_labelled, check_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -132,6 +141,20 @@ def plot_position_contributions(
     """
     import matplotlib.pyplot as plt
 
+    check_instance(model, "model", nn.Module, "a torch.nn.Module")
+    check_cnn_inputs(X, model, "X")
+    if len(X) < 2:
+        raise ValueError(f"X must hold two inputs x, x' at least, got shape {tuple(X.shape)}")
+    _layer_index(model, layer)
+    image_shape = check_int_sequence(image_shape, "image_shape", minimum=1)
+    if len(image_shape) != 2 or image_shape[0] * image_shape[1] != X[0].numel():
+        raise ValueError(f"image_shape must be the (H, W) of the {X[0].numel()} values of an "
+                         f"input, got {image_shape!r}")
+    titles = check_sequence(titles, "titles")
+    if len(titles) != 2:
+        raise ValueError(f"titles must be two titles, got {titles!r}")
+    for i, title in enumerate(titles):
+        check_text(title, f"titles[{i}]")
     fig, axes = plt.subplots(2, 2, figsize=(7.2, 6.4), constrained_layout=True)
     for ax, x, title in zip(axes[0], X[:2], titles):
         ax.imshow(x.detach().reshape(*image_shape).numpy(), cmap="gray_r")
@@ -170,8 +193,11 @@ def plot_alignment_by_architecture(
     """Paired dot plot on ``ax``: for each architecture (keys of ``values``, e.g. ``"mlp"``,
     ``"cnn"``) the per-seed values of ``metric`` for the regression and the sign task
     (``values[arch][task]``, equal length), a line joining the two tasks of each seed."""
+    check_axes(ax)
+    values = check_labelled(values, "values", _check_task_values)
+    metric = check_text(metric, "metric")
     for offset, (arch, tasks) in enumerate(values.items()):
-        regression, sign = np.asarray(tasks["regression"]), np.asarray(tasks["sign"])
+        regression, sign = tasks["regression"], tasks["sign"]
         x = np.array([0.0, 1.0]) + 2.5 * offset
         for pair in zip(regression, sign):
             ax.plot(x, pair, "-o", color=_ARCH_COLORS.get(arch, COLORS["black"]), ms=5,
@@ -183,12 +209,58 @@ def plot_alignment_by_architecture(
     ax.legend()
 
 
+def _check_task_values(tasks: Any, name: str) -> dict[str, np.ndarray]:
+    """``{"regression": [seeds], "sign": [seeds]}``: finite values, as many for both tasks."""
+    out = {task: check_array(check_key(tasks, task, name), f"{name}[{task!r}]", ndim=1)
+           for task in ("regression", "sign")}
+    if len(out["regression"]) != len(out["sign"]):
+        raise ValueError(f"{name} must hold as many values for both tasks, got "
+                         f"{len(out['regression'])} and {len(out['sign'])}")
+    return out
+
+
+_TABLE_KEYS = ("train_loss", "identity_residual", "tangent_norm", "alignment_initial",
+               "alignment", "alignment_change")
+
+
+def _check_summaries(summaries: Any, keys: Sequence[str], tasks: Sequence[str] = ()) -> dict:
+    """``{arch: [summary.json dicts]}``, non-empty: each run with ``config.seed`` and tasks
+    (at least ``tasks``) whose entries ``keys`` are real numbers; returns ``{arch: [runs]}``."""
+    def runs(value: Any, where: str) -> list:
+        entries = check_sequence(value, where)
+        for i, run in enumerate(entries):
+            at = f"{where}[{i}]"
+            check_key(check_key(run, "config", at), "seed", f"{at}['config']")
+            found = check_labelled(check_key(run, "tasks", at), f"{at}['tasks']", _as_is)
+            for task in tasks:
+                check_key(found, task, f"{at}['tasks']")
+            for task, entry in found.items():
+                for key in keys:
+                    check_real(check_key(entry, key, f"{at}['tasks'][{task!r}]"),
+                               f"{at}['tasks'][{task!r}][{key!r}]", allow_inf=True)
+        return list(entries)
+
+    return check_labelled(summaries, "summaries", runs)
+
+
+def _as_is(value: Any, name: str) -> Any:
+    return value
+
+
 def alignment_by_architecture(
     summaries: Mapping[str, Sequence[Mapping[str, Any]]], *, metric: str = "alignment"
 ) -> dict[str, dict[str, list[float]]]:
     """``values[arch][task]``: the per-seed ``metric`` of the alignment runs' ``summary.json``
     dicts ``summaries[arch]`` (one per seed, in the given order), for the plot of
     :func:`plot_alignment_by_architecture`."""
+    summaries = _check_summaries(summaries, (), ("regression", "sign"))
+    metric = check_text(metric, "metric")
+    for arch, runs in summaries.items():
+        for i, run in enumerate(runs):
+            for task in ("regression", "sign"):
+                if metric not in run["tasks"][task]:
+                    raise ValueError(f"metric must be an entry of every task, got {metric!r}, "
+                                     f"not in summaries[{arch!r}][{i}]['tasks'][{task!r}]")
     return {arch: {task: [float(s["tasks"][task][metric]) for s in runs]
                    for task in ("regression", "sign")}
             for arch, runs in summaries.items()}
@@ -199,6 +271,7 @@ def format_architecture_table(summaries: Mapping[str, Sequence[Mapping[str, Any]
     seed: per architecture, seed and task the training MSE, the residual of the path identity,
     Theorem 1's difficulty ``‖β̂‖``, and the alignments with ``K_ŷ`` of ``K0``, ``K̄`` and
     ``K̄ − K0``."""
+    summaries = _check_summaries(summaries, _TABLE_KEYS)
     # β̂ and K̄ carry a combining accent: one more code point than they show.
     lines = [f"{'arch':<5}{'seed':>5}  {'task':<11}{'train MSE':>10}{'residual':>10}"
              f"{'‖β̂‖':>8}{'cos K0':>8}{'cos K̄':>9}{'cos K̄−K0':>11}"]
