@@ -244,3 +244,46 @@ def test_alignment_tables_by_architecture():
     table = format_architecture_table(summaries).splitlines()
     assert len(table) == 1 + 2 * 3 and table[-1].split()[:3] == ["cnn", "0", "sign"]
     assert table[-1].split()[-3:] == ["0.050", "0.400", "0.600"]
+
+
+def test_chapter_figures_and_tables_name_a_bad_argument():
+    import matplotlib.pyplot as plt
+
+    from atf_lite.experiments.alignment_report import plot_quadrature_convergence
+    from atf_lite.experiments.cnn_report import (
+        alignment_by_architecture,
+        format_architecture_table,
+        plot_alignment_by_architecture,
+        plot_position_contributions,
+    )
+    from atf_lite.networks.cnn import cnn
+
+    model = cnn((1, 4, 4), (2,), seed=0)
+    X = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    entry = {"train_loss": 1e-3, "identity_residual": 2e-4, "tangent_norm": 3.0,
+             "alignment_initial": 0.05, "alignment": 0.2, "alignment_change": 0.5}
+    run = {"config": {"seed": 0}, "tasks": {"regression": entry, "sign": entry}}
+    values = {"mlp": {"regression": [0.2], "sign": [0.3]}}
+    _, ax = plt.subplots()
+    cases = [
+        ("X", lambda: plot_position_contributions(X[:1], model, layer=0, image_shape=(4, 4))),
+        ("model", lambda: plot_position_contributions(X, "cnn", layer=0, image_shape=(4, 4))),
+        ("layer", lambda: plot_position_contributions(X, model, layer=5, image_shape=(4, 4))),
+        ("image_shape", lambda: plot_position_contributions(X, model, layer=0,
+                                                            image_shape=(4, 5))),
+        ("titles", lambda: plot_position_contributions(X, model, layer=0, image_shape=(4, 4),
+                                                       titles=("x",))),
+        ("ax", lambda: plot_alignment_by_architecture("ax", values)),
+        ("values", lambda: plot_alignment_by_architecture(ax, {"mlp": {"sign": [0.3]}})),
+        ("values", lambda: plot_alignment_by_architecture(
+            ax, {"mlp": {"regression": [0.2, 0.3], "sign": [0.3]}})),
+        ("metric", lambda: alignment_by_architecture({"mlp": [run]}, metric="no-such-metric")),
+        ("summaries", lambda: alignment_by_architecture({"mlp": [{"tasks": {}}]})),
+        ("summaries", lambda: format_architecture_table(
+            {"mlp": [{**run, "tasks": {"sign": {**entry, "alignment": "high"}}}]})),
+        ("convergence", lambda: plot_quadrature_convergence({"nodes": (2, 4)})),
+    ]
+    for name, thunk in cases:
+        with pytest.raises((TypeError, ValueError), match=rf"\b{name}\b"):
+            thunk()
+    plt.close("all")

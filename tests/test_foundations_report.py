@@ -193,3 +193,52 @@ def test_difficulty_table_and_figure():
     fig = plot_difficulty_kinds(curves["omega_1"], index=1)
     _one_image(fig)
     assert "t=1" in fig.axes[0].get_legend().get_texts()[-1].get_text()
+
+
+# ---- argument checks -------------------------------------------------------------------------
+
+
+def _bad_report_calls():
+    penalties = {"w": omega_sq}
+    Phi, _ = random_instance(4, 8, 1.0, seed=1)
+    curves = {"a": label_weight_curve(Phi @ Phi.T, np.array([1.0, -1.0, 2.0, 0.5]), omega_sq,
+                                      [0.5, 1.0])}
+    return [
+        ("widths", lambda: format_width_sweep([16, 0, 256], GAPS)),
+        ("gaps", lambda: format_width_sweep([16, 64, 256], [*GAPS[:2], "gap"])),
+        ("widths", lambda: plot_width_sweep("16", GAPS)),
+        ("distances", lambda: plot_descent({})),
+        ("tolerance", lambda: plot_descent({"a": np.ones(3)}, tolerance=np.nan)),
+        ("penalties", lambda: plot_penalties(np.linspace(0, 3, 5), "omega")),
+        ("penalties", lambda: plot_effective_penalties(np.linspace(0, 3, 5), {"w": 3.0})),
+        ("lazy_threshold", lambda: plot_effective_penalties(np.linspace(0, 3, 5), penalties,
+                                                            lazy_threshold="0.7")),
+        ("mark", lambda: plot_penalties(np.linspace(0, 3, 5), penalties, mark=True)),
+        ("penalties", lambda: plot_effective_loglog(np.geomspace(1, 2, 5), {})),
+        ("rows", lambda: format_brute_force_table(None)),
+        ("rows", lambda: plot_brute_force({"a": ["row"]})),
+        ("floor", lambda: plot_brute_force(
+            {"a": brute_force_rows([random_instance(3, 6, 1.0, seed=0)], omega_sq, restarts=1)},
+            floor=0.0)),
+        ("curves", lambda: format_difficulty_table({"w": {"a": 3}})),
+        ("curves", lambda: format_difficulty_table({"w": curves, "v": {"b": curves["a"]}})),
+        ("index", lambda: format_difficulty_table({"w": curves}, index=2)),
+        ("index", lambda: plot_difficulty_kinds(curves, index=1.0)),
+        ("curves", lambda: plot_difficulty_kinds("curves", index=0)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_report_calls())))
+def test_report_functions_name_a_bad_argument(case):
+    name, thunk = _bad_report_calls()[case]
+    with pytest.raises((TypeError, ValueError), match=rf"\b{name}\b"):
+        thunk()
+    assert not plt.get_fignums(), "no figure is left open by a refused call"
+
+
+def test_negative_index_counts_from_the_end():
+    Phi, _ = random_instance(4, 8, 1.0, seed=1)
+    curves = {"a": label_weight_curve(Phi @ Phi.T, np.array([1.0, -1.0, 2.0, 0.5]), omega_sq,
+                                      [0.5, 1.0])}
+    assert format_difficulty_table({"w": curves}, index=-1) == format_difficulty_table(
+        {"w": curves}, index=1)

@@ -126,3 +126,33 @@ def test_spectra_are_sorted_singular_values_floored():
         plot_spectra({"truth": truth}, floor=0.0)
     with pytest.raises(ValueError, match="empty"):
         plot_spectra({})
+
+
+def _bad_report_calls():
+    rows = {1.0: _trials({"min_l2": [0.8], "l1": [0.1]})}
+    return [
+        ("rows", lambda: format_recovery_table({1.0: "trials"})),
+        ("row_name", lambda: format_recovery_table(rows, row_name=3)),
+        ("columns", lambda: format_recovery_table(rows, columns="min_l2")),
+        ("digits", lambda: format_recovery_table(rows, digits=2.5)),
+        ("by_count", lambda: plot_recovery_curves("m", rows, fixed_scale=1.0, fixed_count=1)),
+        ("fixed_scale", lambda: plot_recovery_curves(rows, rows, fixed_scale=np.inf,
+                                                     fixed_count=1)),
+        ("fixed_count", lambda: plot_recovery_curves(rows, rows, fixed_scale=1.0,
+                                                     fixed_count="1")),
+        ("labels", lambda: plot_recovery_curves(rows, rows, fixed_scale=1.0, fixed_count=1,
+                                                labels={"l1": 3})),
+        ("v_max", lambda: plot_singular_value_penalties(v_max=True)),
+        ("v_log", lambda: plot_singular_value_penalties(v_log=(1e-2, np.nan))),
+        ("v_log", lambda: plot_singular_value_penalties(v_log="0.5")),
+        ("matrices", lambda: plot_spectra({"truth": np.full((2, 2), np.nan)})),
+        ("floor", lambda: plot_spectra({"truth": np.eye(2)}, floor="0.1")),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_report_calls())))
+def test_report_functions_name_a_bad_argument(case):
+    name, thunk = _bad_report_calls()[case]
+    with pytest.raises((TypeError, ValueError), match=rf"\b{name}\b"):
+        thunk()
+    assert not plt.get_fignums(), "no figure is left open by a refused call"
