@@ -22,6 +22,7 @@ from .._validation import (
     check_array,
     check_instance,
     check_int_sequence,
+    check_mapping,
     check_real,
     check_sequence,
     describe,
@@ -231,7 +232,7 @@ def _check_summaries(summaries: Any, keys: Sequence[str], tasks: Sequence[str] =
         for i, run in enumerate(entries):
             at = f"{where}[{i}]"
             check_key(check_key(run, "config", at), "seed", f"{at}['config']")
-            found = check_labelled(check_key(run, "tasks", at), f"{at}['tasks']", _as_is)
+            found = check_mapping(check_key(run, "tasks", at), f"{at}['tasks']", allow_empty=False)
             for task in tasks:
                 check_key(found, task, f"{at}['tasks']")
             for task, entry in found.items():
@@ -241,10 +242,6 @@ def _check_summaries(summaries: Any, keys: Sequence[str], tasks: Sequence[str] =
         return list(entries)
 
     return check_labelled(summaries, "summaries", runs)
-
-
-def _as_is(value: Any, name: str) -> Any:
-    return value
 
 
 def alignment_by_architecture(
