@@ -1139,7 +1139,74 @@ VALID_CALLS.update({
 # here.
 
 # ---- the stored sample-complexity study
+STUDY_ROOT = pathlib.Path(__file__).resolve().parents[1] / "book" / "data" / "sample-complexity"
+_STUDY_KEYS = (("digits", "book", "fixed-subset"), ("digits", "book", "fresh-subset-per-epoch"))
+
+
+@functools.cache
+def _stored_study():
+    from atf_lite.experiments.sample_complexity_study import load_study
+
+    return load_study(STUDY_ROOT)
+
+
+def study():
+    """Two stored combinations (digits, book recipe, both protocols): 75 runs each."""
+    return {key: _stored_study()[key] for key in _STUDY_KEYS}
+
+
+def study_result():
+    return study()[_STUDY_KEYS[0]]
+
+
+@functools.cache
+def _ratio_rows():
+    from atf_lite.experiments.sample_complexity_study import study_ratios
+
+    return study_ratios(study(), n_boot=20)
+
+
+def ratio_rows() -> list:
+    return [dict(row) for row in _ratio_rows()]
+
+
+def cap_rows() -> list:
+    from atf_lite.experiments.sample_complexity_study import epoch_cap_table
+
+    return epoch_cap_table(study())
+
+
+def spectrum_records() -> dict:
+    spectrum = {"spectra": {"1": np.array([3.0, 2.0, 1.0])}}
+    return {"fixed": spectrum, "adaptive": spectrum}
+
+
+def _study_key(name: str) -> str:
+    return f"atf_lite.experiments.sample_complexity_study:{name}"
+
+
 VALID_CALLS.update({
+    _study_key("load_study"): lambda: call(STUDY_ROOT),
+    _study_key("common_levels"): lambda: call(
+        __import__("atf_lite.experiments.sample_complexity_report", fromlist=["x"])
+        .summarize(study_result().results), models=("fixed", "adaptive"), count=3),
+    _study_key("study_ratios"): lambda: call(study(), count=2, n_boot=20, confidence=0.9,
+                                             seed=0),
+    _study_key("format_ratio_table"): lambda: call(ratio_rows()),
+    _study_key("epoch_cap_table"): lambda: call(study()),
+    _study_key("format_epoch_cap_table"): lambda: call(cap_rows()),
+    _study_key("distinct_examples_table"): lambda: call(study_result()),
+    _study_key("fit_summary"): lambda: call(study_result(), n_train=20),
+    _study_key("format_fit_table"): lambda: call(study(), dataset="digits", recipe="book",
+                                                 n_train=20),
+    _study_key("format_study_table"): lambda: call(study(), decimals=3),
+    _study_key("plot_study_grid"): lambda: call(study()),
+    _study_key("plot_ratios"): lambda: call(axes(), ratio_rows(), claim=10.0),
+    # epochs may be real numbers, as expected_distinct_examples takes them
+    _study_key("plot_distinct_examples"): lambda: call(
+        axes(), np.arange(1, 11), {600: np.minimum(25 * np.arange(1, 11), 600)}, n=25,
+        valid=("epochs/float-entries",)),
+    _study_key("plot_spectra"): lambda: call(axes(), spectrum_records(), layer="1", count=2),
 })
 
 

@@ -18,7 +18,9 @@ from atf_lite.experiments.sample_complexity_study import (
     distinct_examples_table,
     epoch_cap_table,
     expected_distinct_examples,
+    fit_summary,
     format_epoch_cap_table,
+    format_fit_table,
     format_ratio_table,
     format_study_table,
     load_study,
@@ -208,3 +210,66 @@ def test_figures_draw(study_root):
     plot_spectra(ax, {"fixed": spectrum, "adaptive": spectrum}, layer="1", count=2)
     assert [len(line.get_xdata()) for line in ax.lines] == [2, 2]
     plt.close(fig)
+
+
+def _bad_calls(root):
+    """``(function, kwargs, argument named)``: one bad argument each, the others valid."""
+    import matplotlib.pyplot as plt
+
+    study = load_study(root)
+    result = study[("mnist", "book", "fixed-subset")]
+    summary = summarize(result.results)
+    rows = study_ratios(study, n_boot=20)
+    ax = plt.subplots()[1]
+    spectrum = {"fixed": {"spectra": {"1": np.array([3.0, 2.0, 1.0])}}}
+    epochs = np.arange(1, 4)
+    return [
+        (load_study, dict(root=None), "root"),
+        (common_levels, dict(summary="abc"), "summary"),
+        (common_levels, dict(summary=summary, models="fixed"), "models"),
+        (common_levels, dict(summary=summary, count=True), "count"),
+        (common_levels, dict(summary={**summary, "fixed": {"mean": [np.nan]}}), "summary"),
+        (study_ratios, dict(study={}), "study"),
+        (study_ratios, dict(study={("mnist", "book", "nope"): result}), "study"),
+        (study_ratios, dict(study={("mnist", "book", "fixed-subset"): "result"}), "study"),
+        (study_ratios, dict(study=study, n_boot=0), "n_boot"),
+        (study_ratios, dict(study=study, confidence=1.5), "confidence"),
+        (format_ratio_table, dict(rows="abc"), "rows"),
+        (format_ratio_table, dict(rows=[{**rows[0], "ratio": rows[0]["ratio"][:1]}]), "rows"),
+        (format_ratio_table, dict(rows=[{"dataset": "mnist"}]), "rows"),
+        (epoch_cap_table, dict(study=None), "study"),
+        (format_epoch_cap_table, dict(rows=[{**epoch_cap_table(study)[0], "model": "lazy"}]),
+         "rows"),
+        (distinct_examples_table, dict(result=study), "result"),
+        (fit_summary, dict(result=result, n_train=2.5), "n_train"),
+        (format_fit_table, dict(study=study, dataset="cifar", recipe="book", n_train=10),
+         "dataset"),
+        (format_fit_table, dict(study=study, dataset="digits", recipe="book", n_train=10),
+         "study"),
+        (format_study_table, dict(study=study, decimals=-1), "decimals"),
+        (plot_study_grid, dict(study=3), "study"),
+        (plot_ratios, dict(ax="ax", rows=rows), "ax"),
+        (plot_ratios, dict(ax=ax, rows=rows, claim=0.0), "claim"),
+        (plot_distinct_examples, dict(ax=ax, epochs=epochs, simulated={}, n=2), "simulated"),
+        (plot_distinct_examples, dict(ax=ax, epochs=epochs, simulated={1: epochs}, n=2),
+         "simulated"),
+        (plot_distinct_examples, dict(ax=ax, epochs=epochs[None], simulated={9: epochs}, n=2),
+         "epochs"),
+        (plot_spectra, dict(ax=ax, records=spectrum, layer="2"), "layer"),
+        (plot_spectra, dict(ax=ax, records={"lazy": spectrum["fixed"]}, layer="1"), "records"),
+        (plot_spectra, dict(ax=ax, records=spectrum, layer="1", count=0), "count"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(29))
+def test_bad_arguments_are_refused_by_name(study_root, case):
+    import matplotlib.pyplot as plt
+
+    function, kwargs, name = _bad_calls(study_root)[case]
+    with pytest.raises((TypeError, ValueError), match=rf"(?<![\w]){name}(?![\w])"):
+        function(**kwargs)
+    plt.close("all")
+
+
+def test_the_bad_argument_cases_are_all_run(study_root):
+    assert len(_bad_calls(study_root)) == 29

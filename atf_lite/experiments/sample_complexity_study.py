@@ -30,8 +30,28 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._validation import (
+    check_int,
+    check_mapping,
+    check_nonnegative_int,
+    check_option,
+    check_positive_int,
+    check_real,
+    check_sequence,
+    describe,
+)
 from ..networks.feature_models import MODEL_KINDS
 from ..plotting import COLORS
+from ._study_checks import (
+    check_axes,
+    check_cap_rows,
+    check_mean_curves,
+    check_ratio_rows,
+    check_result,
+    check_simulated,
+    check_spectra,
+    check_study,
+)
 from .sample_complexity_report import (
     format_summary,
     plot_sample_complexity,
@@ -80,6 +100,7 @@ _PROTOCOL_COLORS = {"fixed-subset": "blue", "fresh-subset-per-epoch": "orange"}
 _X_LABELS = {"fixed-subset": "training-set size $n$",
              "fresh-subset-per-epoch": "images per epoch $n$"}
 _MODEL_COLORS = {"fixed": "blue", "adaptive": "orange", "full": "green"}
+_CURVE_KEYS = ("model", "n_train", "seed", "test_error")  # what summarize and sample_ratio read
 
 Key = tuple[str, str, str]
 
@@ -111,6 +132,8 @@ def load_study(root: str | os.PathLike) -> dict[Key, SampleComplexityResult]:
     of :data:`STUDY_COMBINATIONS`.  Raises ``ValueError`` if a file's configuration does not
     match its directory.
     """
+    if not isinstance(root, str | os.PathLike):
+        raise TypeError(f"root must be a path, got {describe(root)}")
     root = pathlib.Path(root)
     if not root.is_dir():
         raise ValueError(f"root must be an existing directory, got {str(root)!r}")
@@ -165,13 +188,12 @@ def common_levels(
     rounded to 0.001, highest first; empty when the curves share no such range.
     ``summary``: a :func:`~atf_lite.experiments.sample_complexity_report.summarize` result.
     """
-    if not isinstance(count, (int, np.integer)) or count < 1:
-        raise ValueError(f"count must be a positive integer, got {count!r}")
-    missing = [kind for kind in models if kind not in summary]
-    if missing or not models:
-        raise ValueError(f"summary lacks the models {missing}" if missing else "models is empty")
-    low = max(float(np.min(summary[kind]["mean"])) for kind in models)
-    high = min(float(summary[kind]["mean"][0]) for kind in models)
+    summary = check_mapping(summary, "summary", allow_empty=False)
+    models = check_sequence(models, "models")
+    check_positive_int(count, "count")
+    means = check_mean_curves(summary, "summary", models, "models")
+    low = max(float(np.min(means[kind])) for kind in models)
+    high = min(float(means[kind][0]) for kind in models)
     levels = np.round(low + (high - low) * np.arange(count, 0, -1) / (count + 1), 3)
     return np.unique(levels[(levels >= low) & (levels < high)])[::-1]
 
@@ -191,6 +213,12 @@ def study_ratios(
     ``low``, ``high``, ``reached``; a ratio above 1 means that the adaptive model reaches the
     level with fewer samples).  The arrays are empty where the curves share no level.
     """
+    study = check_study(study, STUDY_COMBINATIONS, keys=_CURVE_KEYS)
+    check_positive_int(count, "count")
+    check_positive_int(n_boot, "n_boot")
+    if not 0 < check_real(confidence, "confidence") < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    check_int(seed, "seed", minimum=0)
     rows = []
     for key, result in study.items():
         levels = common_levels(summarize(result.results), count=count)
@@ -207,6 +235,7 @@ def study_ratios(
 
 def format_ratio_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A text table of :func:`study_ratios` rows: one line per combination and level."""
+    rows = check_ratio_rows(rows, "rows", STUDY_COMBINATIONS)
     lines = [f"{'data, recipe, protocol':<34}{'error':>7}{'ratio':>8}{'90 % interval':>16}"]
     for row in rows:
         name = _label((row["dataset"], row["recipe"], row["protocol"]))
@@ -226,6 +255,7 @@ def epoch_cap_table(study: Mapping[Key, SampleComplexityResult]) -> list[dict[st
     ``max_epochs``), ``patience``, ``longest`` (most epochs any run trained), ``at_cap`` (runs
     that trained all ``cap`` epochs, i.e. did not stop early) and ``median_best_epoch``.
     """
+    study = check_study(study, STUDY_COMBINATIONS, keys=("model", "epochs", "best_epoch"))
     rows = []
     for key, result in study.items():
         for kind in MODEL_KINDS:
@@ -250,6 +280,7 @@ def epoch_cap_table(study: Mapping[Key, SampleComplexityResult]) -> list[dict[st
 def format_epoch_cap_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A text table of :func:`epoch_cap_table` rows, one line per combination (models side by
     side: ``longest run / runs at the cap``)."""
+    rows = check_cap_rows(rows, "rows", STUDY_COMBINATIONS)
     groups: dict[Key, dict[str, Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["dataset"], row["recipe"], row["protocol"]), {})[row["model"]] = row
@@ -265,6 +296,7 @@ def format_epoch_cap_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def distinct_examples_table(result: SampleComplexityResult) -> dict[int, tuple[int, float, int]]:
     """Per training size ``n``: ``(min, mean, max)`` of ``distinct_examples`` over all runs."""
+    check_result(result, "result", ("n_train", "distinct_examples"))
     by_size: dict[int, list[int]] = {}
     for record in result.results:
         by_size.setdefault(record["n_train"], []).append(record["distinct_examples"])
@@ -276,6 +308,9 @@ def fit_summary(result: SampleComplexityResult, *, n_train: int) -> dict[str, di
     run's stratified subset of ``n_train`` pool images), ``best_epoch``, ``processed`` (images
     passed through the model up to the kept epoch, ``best_epoch · n_train``) and
     ``distinct_examples``."""
+    check_result(result, "result", (*_CURVE_KEYS, "train_error", "best_epoch",
+                                    "distinct_examples"))
+    n_train = check_positive_int(n_train, "n_train")
     runs = [r for r in result.results if r["n_train"] == n_train]
     if not runs:
         raise ValueError(f"n_train={n_train!r} was not run; sizes: {result.config['sizes']}")
@@ -297,6 +332,13 @@ def format_fit_table(
     """Both protocols of one data set and recipe at size ``n_train``, one line per model:
     :func:`fit_summary`'s test and training error, kept epoch, images processed and distinct
     images."""
+    study = check_study(study, STUDY_COMBINATIONS)
+    check_option(dataset, "dataset", STUDY_DATASETS)
+    check_option(recipe, "recipe", tuple(RECIPES))
+    check_positive_int(n_train, "n_train")
+    if not any((dataset, recipe, protocol) in study for protocol in PROTOCOLS):
+        raise ValueError(f"study holds no combination of dataset {dataset!r} and recipe "
+                         f"{recipe!r}; it holds {list(study)}")
     lines = [f"{'protocol':<15}{'model':>9}{'test err':>10}{'train err':>10}{'epoch':>7}"
              f"{'processed':>11}{'distinct':>10}"]
     for protocol in PROTOCOLS:
@@ -315,6 +357,8 @@ def format_fit_table(
 def format_study_table(study: Mapping[Key, SampleComplexityResult], *, decimals: int = 3) -> str:
     """Test error, mean ± sd over seeds, of every combination: a header line, then the
     :func:`~atf_lite.experiments.sample_complexity_report.format_summary` table."""
+    study = check_study(study, STUDY_COMBINATIONS, keys=_CURVE_KEYS)
+    check_nonnegative_int(decimals, "decimals")
     blocks = []
     for key, result in study.items():
         seeds = len(result.config["seeds"])
@@ -328,6 +372,8 @@ def plot_study_grid(study: Mapping[Key, SampleComplexityResult]) -> Figure:
     protocol; rows share their error axis.  Missing combinations are marked.  Returns the
     figure."""
     import matplotlib.pyplot as plt
+
+    study = check_study(study, STUDY_COMBINATIONS, keys=_CURVE_KEYS)
 
     pairs = [(d, r) for d in STUDY_DATASETS for r in ("paper-code", "book")]
     fig, axes = plt.subplots(len(pairs), len(PROTOCOLS), figsize=(6.4, 2.3 * len(pairs) + 0.6),
@@ -361,6 +407,9 @@ def plot_ratios(ax: Axes, rows: Sequence[Mapping[str, Any]], *, claim: float = 1
     magnitude)."""
     from matplotlib.ticker import FixedLocator, NullLocator
 
+    check_axes(ax)
+    rows = check_ratio_rows(rows, "rows", STUDY_COMBINATIONS)
+    check_real(claim, "claim", low=0.0, low_open=True)
     names, labelled = [], set()
     for i, row in enumerate(rows):
         names.append(_label((row["dataset"], row["recipe"], row["protocol"])))
@@ -394,7 +443,9 @@ def plot_distinct_examples(
 ) -> None:
     """Distinct items seen against epochs on ``ax``: ``simulated[pool]`` (solid) beside
     :func:`expected_distinct_examples` (dotted) for each pool size, and the fixed subset
-    (always ``n``)."""
+    (always ``n``); at most four pools."""
+    check_axes(ax)
+    simulated = check_simulated(simulated, "simulated", epochs, n, most=4)
     epochs = np.asarray(epochs)
     colors = [COLORS[c] for c in ("purple", "orange", "green", "sky")]
     for color, (pool, counts) in zip(colors, simulated.items()):
@@ -414,6 +465,9 @@ def plot_spectra(
     """Normalised singular values ``σ_i(δW) / σ_1(δW)`` of ``layer``'s weight change, the first
     ``count`` of them, for each model's record (``records[kind]``: a
     :func:`~atf_lite.experiments.sample_complexity_run.run_one` record)."""
+    check_axes(ax)
+    records = check_spectra(records, "records", layer)
+    check_positive_int(count, "count")
     for kind in MODEL_KINDS:
         if kind not in records:
             continue
