@@ -941,8 +941,6 @@ VALID_CALLS: dict[str, Callable[[], Call | Target]] = {
 # Public names the sweep does not call, and why.
 _RECORD = "a result record the package builds (validated where it is built)"
 _NO_ARGUMENTS = "takes no arguments"
-_CHAPTER_FIGURE = ("draws or tabulates results computed and validated elsewhere; smoke-tested "
-                   "in the module's own test file")
 _INNER_STEP = ("an inner step of the convolutional kernels and models on tensors their public "
                "callers have checked; tested directly in tests/test_conv_tangent.py and "
                "tests/test_cnn_feature_models.py")
@@ -972,11 +970,6 @@ NOT_SWEPT: dict[str, str] = {
     **{f"atf_lite.experiments.foundations_report:{name}": _RECORD for name in (
         "FeatureDescent", "PowerLawFit", "BruteForceRow", "LabelWeightCurve",
     )},
-    **{f"atf_lite.experiments.foundations_report:{name}": _CHAPTER_FIGURE for name in (
-        "format_width_sweep", "plot_descent", "plot_width_sweep", "plot_penalties",
-        "plot_effective_penalties", "plot_effective_loglog", "format_brute_force_table",
-        "plot_brute_force", "format_difficulty_table", "plot_difficulty_kinds",
-    )},
     **{f"atf_lite.{name}": _RECORD for name in (
         "networks.path_averaging:PathAveragedKernel", "networks.path_pieces:ForwardPieces",
         "networks.path_pieces:PathKink", "networks.path_pieces:PathLinear",
@@ -993,21 +986,6 @@ NOT_SWEPT: dict[str, str] = {
     "atf_lite.experiments.alignment_checks:TasksCoincideWarning": "a warning category",
     "atf_lite.experiments.alignment_checks:StageProgress": (
         "progress reporting; any enabled flag is read as a boolean"),
-    "atf_lite.experiments.alignment_report:plot_quadrature_convergence": _CHAPTER_FIGURE,
-    **{f"atf_lite.experiments.recovery_report:{name}": _CHAPTER_FIGURE for name in (
-        "format_recovery_table", "plot_recovery_curves", "plot_singular_value_penalties",
-        "plot_spectra",
-    )},
-    **{f"atf_lite.experiments.sample_complexity_study:{name}": _CHAPTER_FIGURE for name in (
-        "load_study", "common_levels", "study_ratios", "format_ratio_table", "epoch_cap_table",
-        "format_epoch_cap_table", "distinct_examples_table", "fit_summary", "format_fit_table",
-        "format_study_table", "plot_study_grid", "plot_ratios", "plot_distinct_examples",
-        "plot_spectra",
-    )},
-    **{f"atf_lite.experiments.cnn_report:{name}": _CHAPTER_FIGURE for name in (
-        "plot_position_contributions", "plot_alignment_by_architecture",
-        "alignment_by_architecture", "format_architecture_table",
-    )},
     "atf_lite.experiments.cnn_alignment:CNNAlignmentResult": _RECORD,
     "atf_lite.networks.functional:check_transform": (
         "the shared check of the layer transforms, swept through layer_adapted_kernel"),
