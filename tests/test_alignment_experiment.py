@@ -1,6 +1,7 @@
 """The kernel-alignment experiment end to end (tiny sizes), its CLI, and its targets."""
 
 import dataclasses
+import importlib
 import json
 
 import numpy as np
@@ -467,17 +468,13 @@ def test_experiment_seeds_refuse_bad_values_by_name(settings, seeds, error, mess
         alignment_experiment_seeds(settings, seeds, use_cache=False)
 
 
-def test_alignment_command_line_refuses_what_is_not_a_parser_or_namespace():
-    from atf_lite.experiments.alignment_cli import (
-        add_arguments,
-        command_line,
-        run_cli,
-        settings_from_args,
-    )
-
+@pytest.mark.parametrize("command", ["alignment_cli", "sample_complexity_cli"])
+def test_command_lines_refuse_what_is_not_a_parser_or_namespace(command):
+    # Both commands share one contract: a parser to fill, then a parsed namespace.
+    module = importlib.import_module(f"atf_lite.experiments.{command}")
     for bad in (None, "args", 3):
         with pytest.raises(TypeError, match="parser must be an argparse.ArgumentParser"):
-            add_arguments(bad)
-        for function in (settings_from_args, command_line, run_cli):
+            module.add_arguments(bad)
+        for function in (module.settings_from_args, module.command_line, module.run_cli):
             with pytest.raises(TypeError, match="args must be an argparse.Namespace"):
                 function(bad)

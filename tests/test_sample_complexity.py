@@ -487,14 +487,3 @@ def test_runs_refuse_bad_arguments_by_name():
             sample_complexity(settings, use_cache=False, progress=bad)
         with pytest.raises(ValueError, match="progress must be True or False"):
             settings_sweep(settings, {"a": {"lr": 0.01}}, use_cache=False, progress=bad)
-
-
-def test_command_line_functions_refuse_what_is_not_a_parser_or_namespace():
-    from atf_lite.experiments.sample_complexity_cli import command_line, settings_from_args
-
-    for bad in (None, "args", 3):
-        with pytest.raises(TypeError, match="parser must be an argparse.ArgumentParser"):
-            add_arguments(bad)
-        for function in (settings_from_args, command_line, run_cli):
-            with pytest.raises(TypeError, match="args must be an argparse.Namespace"):
-                function(bad)
